@@ -1,0 +1,48 @@
+"""seed_everything: the one place for global randomness and the thread count."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from vae_lesson import seed_everything
+from vae_lesson.seed import default_num_threads
+
+
+def test_same_seed_same_draws_everywhere():
+    g = seed_everything(11)
+    draws = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item())
+    g = seed_everything(11)
+    again = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=g).item())
+    assert draws == again
+    seed_everything(12)
+    assert torch.rand(1).item() != draws[2]
+
+
+def test_thread_count_defaults_to_one_and_is_overridable(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("VAE_LESSON_THREADS", raising=False)
+        seed_everything(0)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("VAE_LESSON_THREADS", "2")
+        assert default_num_threads() == 2
+        seed_everything(0)
+        assert torch.get_num_threads() == 2
+        seed_everything(0, num_threads=1)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("VAE_LESSON_THREADS", "many")
+        with pytest.raises(ValueError, match="VAE_LESSON_THREADS: expected a whole number >= 1"):
+            seed_everything(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_bad_seed_and_threads_are_rejected():
+    with pytest.raises(ValueError, match="seed: expected an int >= 0"):
+        seed_everything(-1)
+    with pytest.raises(TypeError, match="seed: expected an int"):
+        seed_everything(1.5)
+    with pytest.raises(ValueError, match="num_threads: expected an int >= 1"):
+        seed_everything(0, num_threads=0)

@@ -1,0 +1,103 @@
+"""Argument checks shared by every public function of :mod:`vae_lesson`.
+
+One wording everywhere: ``"<argument>: expected <what>, got <what>"``, raised as ``TypeError`` for a wrong
+kind of object and ``ValueError`` for a wrong value (shape, range, NaN). Private: learners never call these,
+but every public function starts with them, so a mistake is reported where it was made.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+
+def fail(name: str, expected: str, got: object, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` with the one wording the package uses."""
+    raise error(f"{name}: expected {expected}, got {got}")
+
+
+def _describe(t: torch.Tensor) -> str:
+    return f"a {t.dtype} tensor of shape {list(t.shape)}"
+
+
+def tensor(
+    name: str,
+    value: object,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    finite: bool = True,
+    low: float | None = None,
+    high: float | None = None,
+) -> torch.Tensor:
+    """Check that ``value`` is a floating-point tensor of the given rank, finite, within ``[low, high]``."""
+    if not isinstance(value, torch.Tensor):
+        fail(name, "a torch.Tensor", type(value).__name__, TypeError)
+    if not value.is_floating_point():
+        fail(name, "a floating-point tensor (use .float())", _describe(value), TypeError)
+    if ndim is not None:
+        ranks = (ndim,) if isinstance(ndim, int) else ndim
+        if value.dim() not in ranks:
+            want = " or ".join(f"{r}-D" for r in ranks)
+            fail(name, f"a {want} tensor", _describe(value))
+    if finite and value.numel() and not bool(torch.isfinite(value).all()):
+        fail(name, "finite values (no NaN or inf)", f"{int((~torch.isfinite(value)).sum())} non-finite entries")
+    if low is not None and value.numel() and bool((value < low).any()):
+        fail(name, f"values >= {low}", f"a minimum of {float(value.min()):.4g}")
+    if high is not None and value.numel() and bool((value > high).any()):
+        fail(name, f"values <= {high}", f"a maximum of {float(value.max()):.4g}")
+    return value
+
+
+def same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    """Check that two tensors have the same shape."""
+    if a.shape != b.shape:
+        fail(name_b, f"the shape of {name_a}, {list(a.shape)}", list(b.shape))
+
+
+def integer(name: str, value: object, *, minimum: int | None = None) -> int:
+    """Check that ``value`` is an int (not a bool or a float) at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        fail(name, "an int", repr(value), TypeError)
+    if minimum is not None and value < minimum:
+        fail(name, f"an int >= {minimum}", value)
+    return int(value)
+
+
+def number(name: str, value: object, *, minimum: float | None = None, positive: bool = False) -> float:
+    """Check that ``value`` is a finite real number, ``>= minimum`` (or ``> 0`` when ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        fail(name, "a real number", repr(value), TypeError)
+    value = float(value)
+    if not math.isfinite(value):
+        fail(name, "a finite number", value)
+    if positive and value <= 0:
+        fail(name, "a number > 0", value)
+    if minimum is not None and value < minimum:
+        fail(name, f"a number >= {minimum}", value)
+    return value
+
+
+def dims(name: str, value: object) -> tuple[int, ...]:
+    """Check a sequence of layer widths, e.g. ``hidden_dims=(400,)``; each must be an int >= 1."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        fail(name, "a sequence of ints such as (400,)", repr(value), TypeError)
+    widths = tuple(value)
+    for i, w in enumerate(widths):
+        integer(f"{name}[{i}]", w, minimum=1)
+    return widths
+
+
+def choice(name: str, value: object, options: tuple[str, ...]) -> str:
+    """Check that ``value`` is one of ``options``."""
+    if value not in options:
+        fail(name, "one of " + ", ".join(repr(o) for o in options), repr(value))
+    return value  # type: ignore[return-value]
+
+
+def generator(name: str, value: object) -> torch.Generator | None:
+    """Check an optional ``torch.Generator``."""
+    if value is not None and not isinstance(value, torch.Generator):
+        fail(name, "a torch.Generator or None", type(value).__name__, TypeError)
+    return value

