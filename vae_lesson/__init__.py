@@ -12,11 +12,12 @@ Modules (one idea each): ``distributions`` (reparameterize, KL, likelihoods), ``
 from .bounds import ELBOTerms, elbo, iwae_bound, iwae_log_weights, reconstruction_terms
 from .checkpoint import load_checkpoint, register_model, save_checkpoint
 from .data import load_digits, load_mnist
+from .diagnostics import nearest_neighbour_distance
 from .distributions import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood, reparameterize
 from .idx import read_idx
 from .linear_gaussian import LinearGaussian
 from .models import VAE, Autoencoder
-from .plotting import show_images
+from .plotting import plot_history, plot_latent_scatter, show_images, show_latent_grid
 from .seed import seed_everything
 from .training import History, evaluate, fit
 
@@ -27,5 +28,5 @@ __all__ = [
     "bernoulli_log_likelihood", "elbo", "evaluate", "fit", "gaussian_kl", "gaussian_log_likelihood",
     "iwae_bound", "iwae_log_weights", "load_checkpoint", "load_digits", "load_mnist", "read_idx",
     "reconstruction_terms", "register_model", "reparameterize", "save_checkpoint", "seed_everything",
-    "show_images",
+    "nearest_neighbour_distance", "show_images", "plot_history", "plot_latent_scatter", "show_latent_grid",
 ]

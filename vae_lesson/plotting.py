@@ -59,3 +59,83 @@ def show_images(images: torch.Tensor, ncols: int = 10, title: str = "", labels=N
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_latent_scatter(z: torch.Tensor, labels=None, title: str = "", ax=None, s: float = 6.0):
+    """Scatter 2-D codes ``z [n, 2]``, coloured by digit ``labels`` (0-9) with a legend. Returns the figure."""
+    _checks.tensor("z", z, ndim=2)
+    if z.shape[1] != 2:
+        _checks.fail("z", "shape [n, 2] (a 2-D latent space)", list(z.shape))
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 5))
+    points = z.detach().cpu().numpy()
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=s, alpha=0.6)
+    else:
+        labels = np.asarray(labels)
+        cmap = plt.get_cmap("tab10")
+        for digit in np.unique(labels):
+            mask = labels == digit
+            ax.scatter(points[mask, 0], points[mask, 1], s=s, alpha=0.6, color=cmap(int(digit) % 10),
+                       label=str(digit))
+        ax.legend(title="digit", markerscale=2.5, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_title(title)
+    return fig
+
+
+def latent_grid(low: float, high: float, n: int, low2: float | None = None, high2: float | None = None):
+    """An ``n x n`` grid of 2-D points, ``[n*n, 2]``, row by row from top (high z2) to bottom, left to right."""
+    n = _checks.integer("n", n, minimum=1)
+    low2 = low if low2 is None else low2
+    high2 = high if high2 is None else high2
+    z1 = torch.linspace(low, high, n)
+    z2 = torch.linspace(high2, low2, n)  # top row is the largest z2, as on a plot
+    return torch.stack(torch.meshgrid(z2, z1, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
+
+
+@torch.no_grad()
+def show_latent_grid(model, low: float = -3.0, high: float = 3.0, n: int = 15, title: str = "",
+                     low2: float | None = None, high2: float | None = None):
+    """Decode an ``n x n`` grid over a 2-D latent plane and show it as one picture with z-axes.
+
+    ``model.decode(z)`` must return logits; the image at column i, row j is ``sigmoid(decode(z))`` at the
+    grid point, so the picture is a map of what the decoder does across the plane. Returns the figure.
+    """
+    if getattr(model, "latent_dim", 2) != 2:
+        _checks.fail("model", "a model with latent_dim = 2", getattr(model, "latent_dim", None))
+    low2 = low if low2 is None else low2
+    high2 = high if high2 is None else high2
+    z = latent_grid(low, high, n, low2, high2)  # [n*n, 2]
+    images = torch.sigmoid(model.decode(z))  # [n*n, D]
+    canvas = tile(images, n)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, extent=(low, high, low2, high2), aspect="auto")
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_title(title)
+    return fig
+
+
+def plot_history(history, title: str = "Training curves", terms=("reconstruction", "kl", "elbo")):
+    """Training curves from ``fit``'s history: one panel per term (``-reconstruction``, ``KL``, ``-ELBO``), nats.
+
+    Train and (when present) validation curves share a panel. Lower is better in every panel.
+    """
+    labels = {"reconstruction": "−reconstruction  (−E_q log p(x|z))", "kl": "KL(q(z|x) ‖ p(z))",
+              "elbo": "−ELBO"}
+    fig, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
+    for ax, name in zip(axes.flat, terms):
+        sign = 1.0 if name == "kl" else -1.0
+        epochs = np.arange(1, len(history[name]) + 1)
+        ax.plot(epochs, sign * np.asarray(history[name]), marker="o", ms=3, label="train")
+        if history[f"val_{name}"]:
+            ax.plot(epochs, sign * np.asarray(history[f"val_{name}"]), marker="s", ms=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per example")
+        ax.set_title(labels[name])
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
