@@ -90,7 +90,8 @@ def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.T
     = -\tfrac12 \sum_d \big[\log 2\pi + \text{logvar}_d + (x_d - \text{mean}_d)^2 e^{-\text{logvar}_d}\big]$.
 
     ``x``: ``[..., D]``; ``mean`` and ``logvar`` broadcast against it (``logvar`` may be a number, e.g. a
-    fixed observation noise). Returns ``x.shape[:-1]`` (``[batch]`` for ``[batch, D]`` input), nats, summed over ``D``.
+    fixed observation noise). Returns the broadcast shape of the three without its last axis (``[batch]`` for
+    ``[batch, D]`` input; ``[k, batch]`` when ``mean`` is ``[k, batch, D]``), nats, summed over ``D``.
     """
     _checks.tensor("x", x, ndim=tuple(range(1, 8)))
     _checks.tensor("mean", mean)
