@@ -4,29 +4,64 @@ Conventions: log-densities, bounds and KLs are in **nats, per example** (``[batc
 latent dimensions; Gaussians are given by ``mu`` and ``logvar`` (log-variance); images are float tensors in
 [0, 1] flattened to ``[batch, D]``. Start a session with ``generator = seed_everything(0)``.
 
-Modules (one idea each): ``distributions`` (reparameterize, KL, likelihoods), ``models`` (Autoencoder, VAE),
-``bounds`` (ELBO, IWAE), ``linear_gaussian`` (exact probabilistic PCA), ``data`` and ``idx`` (offline data),
-``training`` (fit, evaluate), ``checkpoint`` (safe save/load), ``plotting``, ``seed``.
+Modules (one idea each), in the order the course meets them:
+
+* ``distributions`` -- reparameterize, Gaussian KL, Bernoulli and Gaussian log-likelihoods;
+* ``models`` -- Autoencoder, VAE; ``bounds`` -- ELBO, IWAE; ``training`` -- fit, evaluate;
+* ``toy``, ``quadrature`` -- toy latent variable models where p(x) and p(z|x) are computed exactly (02-04);
+* ``linear_gaussian`` -- probabilistic PCA, every quantity in closed form (04);
+* ``elbo_study`` -- gradient ascent on an ELBO, the best mean-field q (04);
+* ``estimators``, ``noisy_autoencoder`` -- score-function vs reparameterized gradients; "AE + noise" (05);
+* ``data``, ``idx`` -- offline data; ``checkpoint`` -- safe save/load; ``seed`` -- the one place for RNG/threads;
+* ``plotting``, ``diagnostics`` -- pure figure functions; yardsticks for generated images.
 """
 
 from .bounds import ELBOTerms, elbo, iwae_bound, iwae_log_weights, reconstruction_terms
 from .checkpoint import load_checkpoint, register_model, save_checkpoint
 from .data import load_digits, load_mnist
-from .diagnostics import nearest_neighbour_distance
+from .diagnostics import frechet_distance, nearest_neighbour_distance, pca_basis
 from .distributions import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood, reparameterize
+from .elbo_study import ELBOAscent, ascend_elbo, mean_field_optimum, monte_carlo_elbo, monte_carlo_kl
+from .estimators import (
+    GradientSpread,
+    encoder_gradient,
+    gradient_variance,
+    reparameterized_gradient,
+    score_function_gradient,
+)
 from .idx import read_idx
 from .linear_gaussian import LinearGaussian
 from .models import VAE, Autoencoder
+from .noisy_autoencoder import NoisyAutoencoder, aggregate_kl, code_summary, distance_to_codes, prior_coverage
 from .plotting import plot_history, plot_latent_scatter, show_images, show_latent_grid
+from .quadrature import (
+    elbo_quadrature,
+    importance_sampling_log_marginal,
+    log_marginal_quadrature,
+    naive_mc_log_marginal,
+    posterior_on_grid,
+    relative_error,
+)
 from .seed import seed_everything
+from .toy import ToyModel, fold_model, spiral_model
 from .training import History, evaluate, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ELBOTerms", "History", "LinearGaussian", "VAE", "Autoencoder",
-    "bernoulli_log_likelihood", "elbo", "evaluate", "fit", "gaussian_kl", "gaussian_log_likelihood",
-    "iwae_bound", "iwae_log_weights", "load_checkpoint", "load_digits", "load_mnist", "read_idx",
-    "reconstruction_terms", "register_model", "reparameterize", "save_checkpoint", "seed_everything",
-    "nearest_neighbour_distance", "show_images", "plot_history", "plot_latent_scatter", "show_latent_grid",
+    # the contract of COURSE.md
+    "reparameterize", "gaussian_kl", "bernoulli_log_likelihood", "gaussian_log_likelihood",
+    "Autoencoder", "VAE", "elbo", "iwae_bound", "LinearGaussian", "load_mnist", "load_digits", "fit",
+    "seed_everything", "save_checkpoint", "load_checkpoint",
+    # training, bounds, data, checkpoints
+    "ELBOTerms", "History", "evaluate", "iwae_log_weights", "reconstruction_terms", "read_idx", "register_model",
+    # figures and yardsticks
+    "show_images", "plot_history", "plot_latent_scatter", "show_latent_grid",
+    "nearest_neighbour_distance", "frechet_distance", "pca_basis",
+    # theory arc: toys and quadrature (02-04), ELBO studies (04), estimators and AE + noise (05)
+    "ToyModel", "spiral_model", "fold_model", "log_marginal_quadrature", "posterior_on_grid", "elbo_quadrature",
+    "naive_mc_log_marginal", "importance_sampling_log_marginal", "relative_error",
+    "ELBOAscent", "ascend_elbo", "mean_field_optimum", "monte_carlo_elbo", "monte_carlo_kl",
+    "GradientSpread", "reparameterized_gradient", "score_function_gradient", "encoder_gradient", "gradient_variance",
+    "NoisyAutoencoder", "aggregate_kl", "code_summary", "distance_to_codes", "prior_coverage",
 ]
