@@ -46,3 +46,13 @@ def test_bad_seed_and_threads_are_rejected():
         seed_everything(1.5)
     with pytest.raises(ValueError, match="num_threads: expected an int >= 1"):
         seed_everything(0, num_threads=0)
+
+
+def test_blas_pools_follow_the_thread_count():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import sklearn.linear_model  # noqa: F401  (loads the OpenMP pool scikit-learn uses)
+
+    seed_everything(0, num_threads=1)
+    pools = threadpoolctl.threadpool_info()
+    assert pools, "no BLAS/OpenMP pool found"
+    assert all(pool["num_threads"] == 1 for pool in pools), pools

@@ -102,7 +102,7 @@ def _log_weights(model, x, mu, logvar, k, generator):
 
 
 def iwae_bound(model, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
-               max_rows: int = 2**16) -> torch.Tensor:
+               max_rows: int = 4096) -> torch.Tensor:
     r"""$\log \frac1k \sum_{i=1}^k \frac{p_\theta(x, z_i)}{q_\phi(z_i\mid x)}$, $z_i \sim q_\phi(z\mid x)$, per example.
 
     A stochastic lower bound on $\log p_\theta(x)$ whose expectation rises with ``k`` towards it (Burda et al.,

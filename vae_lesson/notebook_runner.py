@@ -32,7 +32,7 @@ def execute(path: str | os.PathLike, write: bool = True, timeout: int = 600) -> 
     os.environ["VAE_LESSON_PROGRESS"] = "0"
     os.environ.pop("MPLBACKEND", None)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False, record_timing=False,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     started = time.perf_counter()
     client.execute()
