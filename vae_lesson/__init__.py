@@ -12,12 +12,16 @@ Modules (one idea each), in the order the course meets them:
 * ``linear_gaussian`` -- probabilistic PCA, every quantity in closed form (04);
 * ``elbo_study`` -- gradient ascent on an ELBO, the best mean-field q (04);
 * ``estimators``, ``noisy_autoencoder`` -- score-function vs reparameterized gradients; "AE + noise" (05);
+* ``units`` -- nats, bits per dimension, the beta hidden in a "mean" loss (06);
+* ``latent_views``, ``widgets`` -- pure latent-space figures and the ipywidgets explorers built on them (07);
+* ``evaluation``, ``collapse`` -- IWAE curves, amortization gap, KL per dimension, active units, free bits (08);
 * ``data``, ``idx`` -- offline data; ``checkpoint`` -- safe save/load; ``seed`` -- the one place for RNG/threads;
 * ``plotting``, ``diagnostics`` -- pure figure functions; yardsticks for generated images.
 """
 
 from .bounds import ELBOTerms, elbo, iwae_bound, iwae_log_weights, reconstruction_terms
 from .checkpoint import load_checkpoint, register_model, save_checkpoint
+from .collapse import ActiveUnits, active_units, free_bits_objective, kl_per_dimension, kl_terms
 from .data import load_digits, load_mnist
 from .diagnostics import frechet_distance, nearest_neighbour_distance, pca_basis
 from .distributions import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood, reparameterize
@@ -29,7 +33,20 @@ from .estimators import (
     reparameterized_gradient,
     score_function_gradient,
 )
+from .evaluation import elbo_with_q, iwae_curve, optimise_local_posterior
 from .idx import read_idx
+from .latent_views import (
+    aggregate_log_density,
+    decoded_pixels,
+    latent_activity,
+    lerp,
+    render_aggregate_posterior,
+    render_decoded,
+    render_interpolation,
+    render_latent_plane,
+    render_posterior,
+    slerp,
+)
 from .linear_gaussian import LinearGaussian
 from .models import VAE, Autoencoder
 from .noisy_autoencoder import NoisyAutoencoder, aggregate_kl, code_summary, distance_to_codes, prior_coverage
@@ -45,6 +62,17 @@ from .quadrature import (
 from .seed import seed_everything
 from .toy import ToyModel, fold_model, spiral_model
 from .training import History, evaluate, fit
+from .units import bits_per_dim, implied_beta, nats_to_bits
+from .widgets import (
+    LatentInterpolation,
+    LatentPlane,
+    LatentSliders,
+    PosteriorViewer,
+    latent_interpolation,
+    latent_plane,
+    latent_sliders,
+    posterior_viewer,
+)
 
 __version__ = "0.1.0"
 
@@ -64,4 +92,12 @@ __all__ = [
     "ELBOAscent", "ascend_elbo", "mean_field_optimum", "monte_carlo_elbo", "monte_carlo_kl",
     "GradientSpread", "reparameterized_gradient", "score_function_gradient", "encoder_gradient", "gradient_variance",
     "NoisyAutoencoder", "aggregate_kl", "code_summary", "distance_to_codes", "prior_coverage",
+    # practice arc: units (06), latent views and widgets (07), evaluation and collapse (08)
+    "bits_per_dim", "implied_beta", "nats_to_bits",
+    "aggregate_log_density", "decoded_pixels", "latent_activity", "lerp", "slerp", "render_aggregate_posterior",
+    "render_decoded", "render_interpolation", "render_latent_plane", "render_posterior",
+    "LatentSliders", "LatentPlane", "LatentInterpolation", "PosteriorViewer",
+    "latent_sliders", "latent_plane", "latent_interpolation", "posterior_viewer",
+    "iwae_curve", "elbo_with_q", "optimise_local_posterior",
+    "ActiveUnits", "active_units", "free_bits_objective", "kl_per_dimension", "kl_terms",
 ]
