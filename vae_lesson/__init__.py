@@ -15,13 +15,26 @@ Modules (one idea each), in the order the course meets them:
 * ``units`` -- nats, bits per dimension, the beta hidden in a "mean" loss (06);
 * ``latent_views``, ``widgets`` -- pure latent-space figures and the ipywidgets explorers built on them (07);
 * ``evaluation``, ``collapse`` -- IWAE curves, amortization gap, KL per dimension, active units, free bits (08);
+* variants, one module each: ``beta_vae`` (09), ``cvae`` (10), ``iwae_training`` (11), ``vq_vae`` (12),
+  ``conv_vae`` (13); ``results`` regenerates the course's results table;
 * ``data``, ``idx`` -- offline data; ``checkpoint`` -- safe save/load; ``seed`` -- the one place for RNG/threads;
 * ``plotting``, ``diagnostics`` -- pure figure functions; yardsticks for generated images.
 """
 
+from .beta_vae import RateDistortion, beta_switcher, latent_traversal, plot_rate_distortion, rate_distortion
 from .bounds import ELBOTerms, elbo, iwae_bound, iwae_log_weights, reconstruction_terms
 from .checkpoint import load_checkpoint, register_model, save_checkpoint
 from .collapse import ActiveUnits, active_units, free_bits_objective, kl_per_dimension, kl_terms
+from .conv_vae import ConvVAE
+from .cvae import (
+    ConditionalVAE,
+    conditional_elbo,
+    conditional_sliders,
+    elbo_per_label,
+    evaluate_conditional,
+    fit_conditional,
+    style_transfer,
+)
 from .data import load_digits, load_mnist
 from .diagnostics import frechet_distance, nearest_neighbour_distance, pca_basis
 from .distributions import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood, reparameterize
@@ -35,6 +48,7 @@ from .estimators import (
 )
 from .evaluation import elbo_with_q, iwae_curve, optimise_local_posterior
 from .idx import read_idx
+from .iwae_training import effective_sample_size, iwae_objective, posterior_spread
 from .latent_views import (
     aggregate_log_density,
     decoded_pixels,
@@ -63,6 +77,7 @@ from .seed import seed_everything
 from .toy import ToyModel, fold_model, spiral_model
 from .training import History, evaluate, fit
 from .units import bits_per_dim, implied_beta, nats_to_bits
+from .vq_vae import VQVAE, AutoregressivePrior, CategoricalPrior, code_usage, perplexity, vq_bound, vq_objective
 from .widgets import (
     LatentInterpolation,
     LatentPlane,
@@ -100,4 +115,11 @@ __all__ = [
     "latent_sliders", "latent_plane", "latent_interpolation", "posterior_viewer",
     "iwae_curve", "elbo_with_q", "optimise_local_posterior",
     "ActiveUnits", "active_units", "free_bits_objective", "kl_per_dimension", "kl_terms",
+    # variants: beta-VAE (09), conditional VAE (10), IWAE training (11), VQ-VAE (12), convolutional VAE (13)
+    "RateDistortion", "rate_distortion", "plot_rate_distortion", "latent_traversal", "beta_switcher",
+    "ConditionalVAE", "conditional_elbo", "conditional_sliders", "elbo_per_label", "evaluate_conditional",
+    "fit_conditional", "style_transfer",
+    "iwae_objective", "effective_sample_size", "posterior_spread",
+    "VQVAE", "vq_objective", "vq_bound", "CategoricalPrior", "AutoregressivePrior", "perplexity", "code_usage",
+    "ConvVAE",
 ]
