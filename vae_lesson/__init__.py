@@ -17,6 +17,7 @@ Modules (one idea each), in the order the course meets them:
 * ``evaluation``, ``collapse`` -- IWAE curves, amortization gap, KL per dimension, active units, free bits (08);
 * variants, one module each: ``beta_vae`` (09), ``cvae`` (10), ``iwae_training`` (11), ``vq_vae`` (12),
   ``conv_vae`` (13); ``results`` regenerates the course's results table;
+* ``lecture``, ``slides``, ``student`` -- projector mode, offline slide decks, student copies of the notebooks;
 * ``data``, ``idx`` -- offline data; ``checkpoint`` -- safe save/load; ``seed`` -- the one place for RNG/threads;
 * ``plotting``, ``diagnostics`` -- pure figure functions; yardsticks for generated images.
 """
@@ -61,6 +62,7 @@ from .latent_views import (
     render_posterior,
     slerp,
 )
+from .lecture import lecture_mode
 from .linear_gaussian import LinearGaussian
 from .models import VAE, Autoencoder
 from .noisy_autoencoder import NoisyAutoencoder, aggregate_kl, code_summary, distance_to_codes, prior_coverage
@@ -122,4 +124,6 @@ __all__ = [
     "iwae_objective", "effective_sample_size", "posterior_spread",
     "VQVAE", "vq_objective", "vq_bound", "CategoricalPrior", "AutoregressivePrior", "perplexity", "code_usage",
     "ConvVAE",
+    # classroom
+    "lecture_mode",
 ]

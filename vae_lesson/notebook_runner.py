@@ -17,6 +17,8 @@ import pathlib
 import sys
 import time
 
+from .slides import add_slide_metadata
+
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
@@ -39,6 +41,7 @@ def execute(path: str | os.PathLike, write: bool = True, timeout: int = 600) -> 
     seconds = time.perf_counter() - started
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    add_slide_metadata(nb)
     if write:
         nbformat.write(nb, path)
     return seconds
