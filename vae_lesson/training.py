@@ -117,7 +117,7 @@ def evaluate(model, X: torch.Tensor, n_samples: int = 1, batch_size: int = 1000,
 def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
         beta: float = 1.0, kl_warmup_epochs: float = 0, X_val: torch.Tensor | None = None,
         generator: torch.Generator | None = None, device=None, progress: bool | None = None,
-        objective=None) -> History:
+        objective=None, max_seconds: float | None = None) -> History:
     """Train ``model`` on the rows of ``X [n, D]`` (pixels in [0, 1]) with Adam; return the :class:`History`.
 
     * ``beta`` >= 0 weights the KL term (1 is the ELBO; see notebook 09 for beta-VAEs);
@@ -129,6 +129,8 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
     * ``progress``: a ``tqdm`` bar over epochs; default :func:`show_progress` (on in Jupyter, off in CI/tests).
     * ``objective(model, x, generator=...) -> ELBOTerms``: default ``elbo`` for a VAE and the reconstruction
       log-likelihood for an ``Autoencoder``.
+    * ``max_seconds``: a wall-clock budget ("train for 30 s"), checked after every step; the last epoch may then
+      be partial, and its means are over the examples it saw.
     """
     if not isinstance(model, torch.nn.Module):
         _checks.fail("model", "a torch.nn.Module such as vae_lesson.VAE", type(model).__name__, TypeError)
@@ -141,6 +143,8 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
     beta = _checks.number("beta", beta, minimum=0.0)
     kl_warmup_epochs = _checks.number("kl_warmup_epochs", kl_warmup_epochs, minimum=0.0)
     _checks.generator("generator", generator)
+    if max_seconds is not None:
+        max_seconds = _checks.number("max_seconds", max_seconds, positive=True)
     objective = objective or _default_objective(model)
     if device is not None:
         model.to(device)
@@ -160,10 +164,13 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
 
         epochs = tqdm(epochs, desc="epochs", unit="epoch")
     step = 0
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+    out_of_time = False
     for epoch in epochs:
         started = time.perf_counter()
         model.train()
         totals = torch.zeros(3, dtype=torch.float64, device=device)
+        seen = 0
         order = torch.randperm(n, generator=generator, device=shuffle_device).to(device)
         beta_t = beta
         for i, start in enumerate(range(0, n, batch_size), start=1):
@@ -183,7 +190,11 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
             step += 1
             with torch.no_grad():
                 totals += torch.stack([terms.reconstruction.sum(), terms.kl.sum(), terms.elbo.sum()]).double()
-        means = (totals / n).tolist()
+            seen += xb.shape[0]
+            if deadline is not None and time.perf_counter() >= deadline:
+                out_of_time = True
+                break
+        means = (totals / seen).tolist()
         for name, value in zip(TERMS, means):
             history[name].append(value)
         history.beta.append(beta_t)
@@ -195,5 +206,7 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
         if use_bar:
             shown = history.val_elbo[-1] if X_val is not None else history.elbo[-1]
             epochs.set_postfix({"val_elbo" if X_val is not None else "elbo": f"{shown:.1f} nats"})
+        if out_of_time:
+            break
     model.eval()
     return history

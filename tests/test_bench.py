@@ -1,0 +1,44 @@
+"""The benchmark runs on a tiny configuration and reports well-formed numbers (no timing is asserted)."""
+
+import json
+import math
+
+from vae_lesson.bench import conventional_loop, example_loss, main, matmul_ceiling
+
+
+def test_quick_benchmark_reports_well_formed_numbers(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--budget", "0.5", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["machine"]["cores"] >= 1 and result["machine"]["torch"]
+    sps = result["samples_per_second"]
+    assert set(sps) == {"fit", "loop_a", "loop_b", "loop_a_default_threads", "matmul_ceiling"}
+    assert all(math.isfinite(v) and v > 0 for v in sps.values())
+    assert all(math.isfinite(v) and v > 0 for v in result["ratios"].values())
+    for values in result["equal_budget"].values():
+        assert 50 < values["test_neg_elbo_nats"] < 800
+    assert "vae_lesson.fit" in capsys.readouterr().out
+
+
+def test_example_loss_is_the_negative_elbo_summed_over_the_batch():
+    import torch
+
+    from vae_lesson import VAE, elbo
+
+    model = VAE(6, 2, hidden_dims=(4,))
+    x = torch.rand(5, 6)
+    g = torch.Generator().manual_seed(0)
+    logits, mu, logvar = model(x, generator=g)
+    terms = elbo(model, x, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(example_loss(logits, x, mu, logvar), -terms.elbo.sum(), rtol=1e-4)
+
+
+def test_ceiling_and_loop_run():
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from vae_lesson import VAE
+
+    assert matmul_ceiling(2) > 0
+    loader = DataLoader(TensorDataset(torch.rand(20, 784), torch.zeros(20)), batch_size=8)
+    assert conventional_loop(VAE(784, 20), loader, num_steps=3) == 20  # batches of 8, 8 and 4

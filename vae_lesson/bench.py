@@ -1,0 +1,239 @@
+"""Benchmark: the course's training loop against the loops learners write, and against the machine's limit.
+
+    python -m vae_lesson.bench                       # full run (a few minutes), writes bench_results.json
+    python -m vae_lesson.bench --quick               # seconds: a smoke test of the whole pipeline
+    python -m vae_lesson.bench --notebooks           # also time every notebook in a fresh kernel
+
+All in one process, at one thread count (the course's, 1 unless $VAE_LESSON_THREADS says otherwise):
+
+1. **Throughput** of the MNIST VAE (784-400-20: notebook 06's model and pytorch/examples' VAE) for the same
+   number of steps at batch 128, trained by ``vae_lesson.fit`` and by two conventional loops:
+   (a) pytorch/examples style -- a ``Dataset`` whose ``__getitem__`` turns one stored uint8 image into a float
+   tensor, a shuffling ``DataLoader``, a sigmoid + ``binary_cross_entropy`` loss, ``loss.item()`` every step;
+   (b) a ``DataLoader`` over a ``TensorDataset`` of float tensors. Runs alternate; the median over repeats is
+   reported as samples/second and as ratios. Loop (a) is also run at torch's default thread count.
+2. **Ceiling**: the same forward and backward matrix products (same shapes, same FLOPs) as bare ``torch.mm``
+   calls into preallocated outputs; ``fit``'s throughput as a fraction of it.
+3. **Quality per second**: ``fit`` and loop (a) each train for the same wall-clock budget; test -ELBO and
+   IWAE-k in nats on the default test split.
+4. Optionally, each notebook's execution time in a fresh kernel (as nbval runs it).
+
+Timings are measurements of one machine, never assertions: ``tests/test_bench.py`` only checks that a tiny
+configuration runs and reports well-formed numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .bounds import iwae_bound
+from .data import load_mnist
+from .models import VAE
+from .seed import default_num_threads, seed_everything
+from .training import evaluate, fit
+
+HIDDEN, LATENT, BATCH, LR = 400, 20, 128, 1e-3
+
+
+class Uint8Images(Dataset):
+    """pytorch/examples style: images stored as uint8, converted to float one at a time in ``__getitem__``."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor):
+        self.images = (X * 255).round().to(torch.uint8)  # [n, 784]
+        self.labels = y
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.images[i].float().div(255), self.labels[i]
+
+
+def example_loss(logits, x, mu, logvar):
+    """pytorch/examples' VAE loss: BCE on sigmoid outputs, summed, plus the closed-form KL (per batch)."""
+    bce = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return bce + kld
+
+
+def conventional_loop(model, loader, num_steps: int | None = None, max_seconds: float | None = None) -> int:
+    """The loop learners write: forward, loss, backward, ``loss.item()`` logging, step. Returns samples seen."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    model.train()
+    seen, steps, train_loss = 0, 0, 0.0
+    started = time.perf_counter()
+    while True:
+        for x, _ in loader:
+            optimizer.zero_grad()
+            logits, mu, logvar = model(x)
+            loss = example_loss(logits, x, mu, logvar)
+            loss.backward()
+            train_loss += loss.item()
+            optimizer.step()
+            seen, steps = seen + x.shape[0], steps + 1
+            if (num_steps is not None and steps >= num_steps) or (
+                    max_seconds is not None and time.perf_counter() - started >= max_seconds):
+                return seen
+
+
+def matmul_ceiling(num_steps: int, batch: int = BATCH) -> float:
+    """Seconds for ``num_steps`` of the VAE step's matrix products alone (forward and backward, same shapes)."""
+    dims = [(784, HIDDEN), (HIDDEN, 2 * LATENT), (LATENT, HIDDEN), (HIDDEN, 784)]
+    g = torch.Generator().manual_seed(0)
+    layers = []
+    for i, (n_in, n_out) in enumerate(dims):
+        x = torch.randn(batch, n_in, generator=g)
+        w = torch.randn(n_in, n_out, generator=g)
+        grad_out = torch.randn(batch, n_out, generator=g)
+        layers.append((x, w, grad_out, torch.empty(batch, n_out), torch.empty(n_in, n_out),
+                       torch.empty(batch, n_in) if i else None))
+    started = time.perf_counter()
+    for _ in range(num_steps):
+        for x, w, grad_out, out, grad_w, grad_x in layers:
+            torch.mm(x, w, out=out)  # forward
+            torch.mm(x.T, grad_out, out=grad_w)  # weight gradient
+            if grad_x is not None:
+                torch.mm(grad_out, w.T, out=grad_x)  # input gradient (not needed for the first layer)
+    return time.perf_counter() - started
+
+
+def _fresh_model() -> VAE:
+    torch.manual_seed(0)
+    return VAE(784, LATENT, hidden_dims=(HIDDEN,))
+
+
+def measure_throughput(X, y, num_epochs: int, repeats: int, default_threads: int, threads: int) -> dict:
+    """Samples/second of each loop for ``num_epochs`` epochs' worth of steps, median over alternating repeats."""
+    steps = num_epochs * -(-X.shape[0] // BATCH)
+    samples: dict[str, list[float]] = {"fit": [], "loop_a": [], "loop_b": [], "loop_a_default_threads": [],
+                                       "matmul_ceiling": []}
+    for _ in range(repeats):
+        g = torch.Generator().manual_seed(0)
+        started = time.perf_counter()
+        fit(_fresh_model(), X, num_epochs=num_epochs, batch_size=BATCH, lr=LR, generator=g, progress=False)
+        samples["fit"].append(num_epochs * X.shape[0] / (time.perf_counter() - started))
+        for name, dataset in (("loop_a", Uint8Images(X, y)), ("loop_b", TensorDataset(X, y))):
+            loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(0))
+            started = time.perf_counter()
+            seen = conventional_loop(_fresh_model(), loader, num_steps=steps)
+            samples[name].append(seen / (time.perf_counter() - started))
+        torch.set_num_threads(default_threads)
+        loader = DataLoader(Uint8Images(X, y), batch_size=BATCH, shuffle=True,
+                            generator=torch.Generator().manual_seed(0))
+        started = time.perf_counter()
+        seen = conventional_loop(_fresh_model(), loader, num_steps=steps)
+        samples["loop_a_default_threads"].append(seen / (time.perf_counter() - started))
+        torch.set_num_threads(threads)
+        samples["matmul_ceiling"].append(steps * BATCH / matmul_ceiling(steps))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def equal_budget(X, y, X_test, seconds: float, k: int, n_iwae: int) -> dict:
+    """Train ``fit`` and loop (a) for the same wall-clock budget; test -ELBO and -IWAE-k in nats."""
+    results = {}
+    for name in ("fit", "loop_a"):
+        model = _fresh_model()
+        if name == "fit":
+            fit(model, X, num_epochs=10_000, batch_size=BATCH, lr=LR, generator=torch.Generator().manual_seed(0),
+                progress=False, max_seconds=seconds)
+            seen = None
+        else:
+            loader = DataLoader(Uint8Images(X, y), batch_size=BATCH, shuffle=True,
+                                generator=torch.Generator().manual_seed(0))
+            seen = conventional_loop(model, loader, max_seconds=seconds)
+        model.eval()
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            neg_elbo = -evaluate(model, X_test, generator=g)["elbo"]
+            neg_iwae = -iwae_bound(model, X_test[:n_iwae], k, generator=g).mean().item()
+        results[name] = {"test_neg_elbo_nats": neg_elbo, f"test_neg_iwae{k}_nats": neg_iwae, "samples_seen": seen}
+    return results
+
+
+def time_notebooks() -> dict[str, float]:
+    from .notebook_runner import execute
+
+    paths = sorted(pathlib.Path("notebooks").glob("[0-9]*.ipynb"))
+    return {p.name: execute(p, write=False) for p in paths}
+
+
+def run(quick: bool = False, notebooks: bool = False, budget: float | None = None) -> dict:
+    default_threads = torch.get_num_threads()  # what a learner gets before seed_everything
+    threads = default_num_threads()
+    seed_everything(0, num_threads=threads)
+    X, y = load_mnist("train")
+    X_test, _ = load_mnist("test")
+    if quick:
+        X, y = X[:512], y[:512]
+    throughput = measure_throughput(X, y, num_epochs=1 if quick else 3, repeats=1 if quick else 3,
+                                    default_threads=default_threads, threads=threads)
+    seconds = budget if budget is not None else (1.0 if quick else 60.0)
+    quality = equal_budget(X, y, X_test[:100] if quick else X_test, seconds, k=5 if quick else 100,
+                           n_iwae=20 if quick else 200)
+    result = {
+        "machine": {"cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+                    "threads": threads, "torch_default_threads": default_threads},
+        "config": {"model": f"784-{HIDDEN}-{LATENT} MLP VAE", "batch_size": BATCH, "lr": LR, "quick": quick,
+                   "train_images": X.shape[0], "budget_seconds": seconds},
+        "samples_per_second": throughput,
+        "ratios": {"fit / loop_a": throughput["fit"] / throughput["loop_a"],
+                   "fit / loop_b": throughput["fit"] / throughput["loop_b"],
+                   "fit / loop_a_default_threads": throughput["fit"] / throughput["loop_a_default_threads"],
+                   "fit / matmul_ceiling": throughput["fit"] / throughput["matmul_ceiling"]},
+        "equal_budget": quality,
+    }
+    if notebooks:
+        result["notebook_seconds"] = time_notebooks()
+    return result
+
+
+def table(result: dict) -> str:
+    m, c = result["machine"], result["config"]
+    lines = [f"{c['model']}, batch {c['batch_size']}, {c['train_images']} images; {m['cores']} cores, "
+             f"torch {m['torch']}, {m['threads']} thread(s) (torch default: {m['torch_default_threads']})", "",
+             "| training loop | samples/s | fit is ... × faster |", "|---|---|---|"]
+    names = {"fit": "vae_lesson.fit", "loop_a": "(a) pytorch/examples style (uint8 Dataset + DataLoader)",
+             "loop_b": "(b) DataLoader over a TensorDataset",
+             "loop_a_default_threads": f"(a) at torch's default {m['torch_default_threads']} threads",
+             "matmul_ceiling": "bare matmuls, same shapes (ceiling)"}
+    sps = result["samples_per_second"]
+    for key, label in names.items():
+        lines.append(f"| {label} | {sps[key]:,.0f} | {sps['fit'] / sps[key]:.2f} |")
+    lines += ["", f"fit reaches {100 * result['ratios']['fit / matmul_ceiling']:.0f} % of the matmul ceiling.", "",
+              f"| same {c['budget_seconds']:g} s budget | test -ELBO (nats) | test -IWAE (nats) |", "|---|---|---|"]
+    for key, values in result["equal_budget"].items():
+        neg_iwae = next(v for k, v in values.items() if k.startswith("test_neg_iwae"))
+        lines.append(f"| {names[key]} | {values['test_neg_elbo_nats']:.1f} | {neg_iwae:.1f} |")
+    if "notebook_seconds" in result:
+        lines += ["", "| notebook | seconds |", "|---|---|"]
+        lines += [f"| {name} | {sec:.1f} |" for name, sec in result["notebook_seconds"].items()]
+        lines.append(f"| **all** | {sum(result['notebook_seconds'].values()):.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny configuration (seconds)")
+    parser.add_argument("--notebooks", action="store_true", help="also time every notebook")
+    parser.add_argument("--budget", type=float, default=None, help="seconds for the equal-budget comparison")
+    parser.add_argument("--out", default="bench_results.json", help="where to write the JSON")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick, notebooks=args.notebooks, budget=args.budget)
+    pathlib.Path(args.out).write_text(json.dumps(result, indent=2))
+    print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
