@@ -51,6 +51,8 @@ def test_no_errors_stderr_or_svg(notebook):
 def test_no_saved_widget_state_and_standard_kernel(notebook):
     name, nb = notebook
     assert "widgets" not in nb["metadata"], f"{name}: saved widget state in metadata"
+    timed = [i for i, c in enumerate(nb["cells"]) if "execution" in c.get("metadata", {})]
+    assert not timed, f"{name}: cells {timed[:5]} carry per-cell execution timestamps"
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
 
 

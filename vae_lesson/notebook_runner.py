@@ -42,6 +42,8 @@ def execute(path: str | os.PathLike, write: bool = True, timeout: int = 600) -> 
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     add_slide_metadata(nb)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # per-cell timestamps: noise in every diff
     if write:
         nbformat.write(nb, path)
     return seconds
