@@ -29,6 +29,7 @@ import torch
 from . import _checks
 from .bounds import ELBOTerms, _check_model, _encode_gaussian
 from .distributions import _bernoulli_log_likelihood, _reparameterize
+from .latent_views import latent_activity
 
 
 class ActiveUnits(NamedTuple):
@@ -90,7 +91,7 @@ def active_units(model, X: torch.Tensor, threshold: float = 0.01, batch_size: in
     """
     threshold = _checks.number("threshold", threshold, minimum=0.0)
     mu, _ = _encode_all(model, X, batch_size)
-    activity = mu.var(dim=0, unbiased=False)  # [latent_dim]
+    activity = latent_activity(mu)  # [latent_dim], population variance of the posterior means
     return ActiveUnits(int((activity > threshold).sum()), activity)
 
 

@@ -26,7 +26,8 @@ import math
 import torch
 
 from . import _checks
-from .distributions import LOG_2PI, _gaussian_log_likelihood
+from .distributions import LOG_2PI
+from .latent_views import aggregate_log_density
 from .models import VAE, mlp
 
 
@@ -62,16 +63,6 @@ def _check_codes(mu, logvar):
         _checks.fail("mu", "at least one code", "an empty tensor")
 
 
-def _mixture_log_density(z, mu, logvar, chunk=256):
-    """log (1/n) sum_i N(z; mu_i, diag exp(logvar_i)) for each row of z [m, d]: [m], nats."""
-    out = []
-    for start in range(0, z.shape[0], chunk):
-        part = z[start:start + chunk, None, :]  # [chunk, 1, d]
-        log_n = _gaussian_log_likelihood(part, mu, logvar)  # [chunk, n]
-        out.append(torch.logsumexp(log_n, dim=1) - math.log(mu.shape[0]))
-    return torch.cat(out)
-
-
 @torch.no_grad()
 def aggregate_kl(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 2000,
                  generator: torch.Generator | None = None) -> float:
@@ -88,7 +79,7 @@ def aggregate_kl(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 2000,
     index = torch.randint(0, mu.shape[0], (n_samples,), generator=generator)  # [M], which component
     eps = torch.randn(n_samples, mu.shape[1], generator=generator, dtype=mu.dtype)  # [M, d]
     z = mu[index] + torch.exp(0.5 * logvar[index]) * eps  # [M, d], draws from q(z)
-    log_q = _mixture_log_density(z, mu, logvar)  # [M]
+    log_q = aggregate_log_density(z, mu, logvar)  # [M]
     log_p = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)  # [M]
     return (log_q - log_p).mean().item()
 
