@@ -15,7 +15,14 @@ def test_quick_benchmark_reports_well_formed_numbers(tmp_path, capsys):
     assert set(sps) == {"fit", "loop_a", "loop_b", "loop_a_default_threads", "matmul_ceiling"}
     assert all(math.isfinite(v) and v > 0 for v in sps.values())
     assert all(math.isfinite(v) and v > 0 for v in result["ratios"].values())
+    assert set(result["ratios"]) == {f"fit / {name}" for name in sps if name != "fit"}
     for values in result["equal_budget"].values():
+        assert 50 < values["test_neg_elbo_nats"] < 800
+    phases = result["step_phases"]
+    assert set(phases["matmul_ms"]) <= set(phases["step_ms"])
+    assert all(math.isfinite(v) and v > 0 for part in phases.values() for v in part.values())
+    for size, values in result["batch_sizes"].items():
+        assert int(size) > 0 and 0 < values["fraction_of_ceiling"] and values["epochs_in_budget"] >= 1
         assert 50 < values["test_neg_elbo_nats"] < 800
     assert "vae_lesson.fit" in capsys.readouterr().out
 
@@ -40,5 +47,7 @@ def test_ceiling_and_loop_run():
     from vae_lesson import VAE
 
     assert matmul_ceiling(2) > 0
+    forward, backward = matmul_ceiling(2, batch=8, split=True)
+    assert forward > 0 and backward > 0
     loader = DataLoader(TensorDataset(torch.rand(20, 784), torch.zeros(20)), batch_size=8)
     assert conventional_loop(VAE(784, 20), loader, num_steps=3) == 20  # batches of 8, 8 and 4

@@ -16,7 +16,11 @@ All in one process, at one thread count (the course's, 1 unless $VAE_LESSON_THRE
    calls into preallocated outputs; ``fit``'s throughput as a fraction of it.
 3. **Quality per second**: ``fit`` and loop (a) each train for the same wall-clock budget; test -ELBO and
    IWAE-k in nats on the default test split.
-4. Optionally, each notebook's execution time in a fresh kernel (as nbval runs it).
+4. **Where the time goes**: a step of ``fit`` timed phase by phase (batch, forward + ELBO, backward, Adam) beside
+   the same matmuls bare, so "the rest" is what a step spends outside the matrix products.
+5. **Batch size**: ``fit``'s samples/s and fraction of the ceiling at batch 64-512, and the test -ELBO each
+   reaches in the same 15 s -- the trade-off behind the notebooks' batch of 128.
+6. Optionally, each notebook's execution time in a fresh kernel (as nbval runs it).
 
 Timings are measurements of one machine, never assertions: ``tests/test_bench.py`` only checks that a tiny
 configuration runs and reports well-formed numbers.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pathlib
 import platform
@@ -37,9 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .bounds import iwae_bound
+from .bounds import elbo, iwae_bound
 from .data import load_mnist
 from .models import VAE
+from .optim import adam
 from .seed import default_num_threads, seed_everything
 from .training import evaluate, fit
 
@@ -87,8 +93,11 @@ def conventional_loop(model, loader, num_steps: int | None = None, max_seconds: 
                 return seen
 
 
-def matmul_ceiling(num_steps: int, batch: int = BATCH) -> float:
-    """Seconds for ``num_steps`` of the VAE step's matrix products alone (forward and backward, same shapes)."""
+def matmul_ceiling(num_steps: int, batch: int = BATCH, split: bool = False):
+    """Seconds for ``num_steps`` of the VAE step's matrix products alone (forward and backward, same shapes).
+
+    With ``split=True``: ``(forward seconds, backward seconds)``, timed separately.
+    """
     dims = [(784, HIDDEN), (HIDDEN, 2 * LATENT), (LATENT, HIDDEN), (HIDDEN, 784)]
     g = torch.Generator().manual_seed(0)
     layers = []
@@ -98,14 +107,19 @@ def matmul_ceiling(num_steps: int, batch: int = BATCH) -> float:
         grad_out = torch.randn(batch, n_out, generator=g)
         layers.append((x, w, grad_out, torch.empty(batch, n_out), torch.empty(n_in, n_out),
                        torch.empty(batch, n_in) if i else None))
-    started = time.perf_counter()
+    forward = backward = 0.0
     for _ in range(num_steps):
-        for x, w, grad_out, out, grad_w, grad_x in layers:
+        started = time.perf_counter()
+        for x, w, _, out, _, _ in layers:
             torch.mm(x, w, out=out)  # forward
+        middle = time.perf_counter()
+        for x, w, grad_out, _, grad_w, grad_x in reversed(layers):
             torch.mm(x.T, grad_out, out=grad_w)  # weight gradient
             if grad_x is not None:
                 torch.mm(grad_out, w.T, out=grad_x)  # input gradient (not needed for the first layer)
-    return time.perf_counter() - started
+        ended = time.perf_counter()
+        forward, backward = forward + middle - started, backward + ended - middle
+    return (forward, backward) if split else forward + backward
 
 
 def _fresh_model() -> VAE:
@@ -114,10 +128,15 @@ def _fresh_model() -> VAE:
 
 
 def measure_throughput(X, y, num_epochs: int, repeats: int, default_threads: int, threads: int) -> dict:
-    """Samples/second of each loop for ``num_epochs`` epochs' worth of steps, median over alternating repeats."""
+    """Samples/second of each loop for ``num_epochs`` epochs' worth of steps, median over alternating repeats;
+    and ``fit``'s ratio to each, the median of the repeats' own ratios (robust to a machine whose speed drifts)."""
     steps = num_epochs * -(-X.shape[0] // BATCH)
     samples: dict[str, list[float]] = {"fit": [], "loop_a": [], "loop_b": [], "loop_a_default_threads": [],
                                        "matmul_ceiling": []}
+    # warm-up, not timed: the first torch.optim.Adam of a process imports torch._dynamo (~1.4 s), and the first
+    # passes allocate; neither belongs to the steady state a training run spends its time in
+    fit(_fresh_model(), X[:2 * BATCH], num_epochs=1, batch_size=BATCH, progress=False)
+    conventional_loop(_fresh_model(), DataLoader(TensorDataset(X, y), batch_size=BATCH), num_steps=2)
     for _ in range(repeats):
         g = torch.Generator().manual_seed(0)
         started = time.perf_counter()
@@ -136,7 +155,10 @@ def measure_throughput(X, y, num_epochs: int, repeats: int, default_threads: int
         samples["loop_a_default_threads"].append(seen / (time.perf_counter() - started))
         torch.set_num_threads(threads)
         samples["matmul_ceiling"].append(steps * BATCH / matmul_ceiling(steps))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    ratios = {f"fit / {name}": statistics.median(f / v for f, v in zip(samples["fit"], values))
+              for name, values in samples.items() if name != "fit"}  # paired: each repeat's own ratio
+    return medians, ratios
 
 
 def equal_budget(X, y, X_test, seconds: float, k: int, n_iwae: int) -> dict:
@@ -161,6 +183,63 @@ def equal_budget(X, y, X_test, seconds: float, k: int, n_iwae: int) -> dict:
     return results
 
 
+def step_phases(X, num_steps: int) -> dict[str, float]:
+    """Where a step of ``fit`` goes: its phases timed one by one (mean ms per step), beside the same matmuls bare.
+
+    The step is ``fit``'s own: an ``index_select`` batch, the ELBO, backward, and :func:`vae_lesson.optim.adam`.
+    """
+    model, g = _fresh_model(), torch.Generator().manual_seed(0)
+    optimizer = adam(model.parameters(), lr=LR)
+    phases = dict.fromkeys(("batch", "forward + ELBO", "backward", "Adam (incl. the loss check)"), 0.0)
+    names = list(phases)
+    done = 0
+    while done < num_steps:
+        order = torch.randperm(X.shape[0], generator=g)
+        for start in range(0, X.shape[0] - BATCH + 1, BATCH):
+            t0 = time.perf_counter()
+            xb = X.index_select(0, order[start:start + BATCH])
+            t1 = time.perf_counter()
+            terms = elbo(model, xb, generator=g)
+            loss = -(terms.reconstruction - terms.kl).mean()
+            t2 = time.perf_counter()
+            optimizer.zero_grad()
+            loss.backward()
+            t3 = time.perf_counter()
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"the loss became {loss.item()} at step {done + 1}")
+            optimizer.step()
+            t4 = time.perf_counter()
+            for name, a, b in zip(names, (t0, t1, t2, t3), (t1, t2, t3, t4)):
+                phases[name] += b - a
+            done += 1
+            if done == num_steps:
+                break
+    forward, backward = matmul_ceiling(num_steps, split=True)
+    ms = {name: 1e3 * sec / num_steps for name, sec in phases.items()}
+    return {"step_ms": ms, "matmul_ms": {"forward + ELBO": 1e3 * forward / num_steps,
+                                          "backward": 1e3 * backward / num_steps}}
+
+
+def batch_size_study(X, X_test, sizes, seconds: float, epochs: int) -> dict[str, dict[str, float]]:
+    """Per batch size: ``fit``'s samples/s and its fraction of the ceiling at that size, and the test -ELBO after
+    ``seconds`` of training -- larger batches run closer to the ceiling but take fewer steps per second."""
+    out = {}
+    for size in sizes:
+        steps = epochs * -(-X.shape[0] // size)
+        started = time.perf_counter()
+        fit(_fresh_model(), X, num_epochs=epochs, batch_size=size, lr=LR,
+            generator=torch.Generator().manual_seed(0), progress=False)
+        speed = epochs * X.shape[0] / (time.perf_counter() - started)
+        ceiling = steps * size / matmul_ceiling(steps, batch=size)
+        model = _fresh_model()
+        history = fit(model, X, num_epochs=10_000, batch_size=size, lr=LR,
+                      generator=torch.Generator().manual_seed(0), progress=False, max_seconds=seconds)
+        neg_elbo = -evaluate(model, X_test, generator=torch.Generator().manual_seed(1))["elbo"]
+        out[str(size)] = {"samples_per_second": speed, "fraction_of_ceiling": speed / ceiling,
+                          "epochs_in_budget": len(history), "test_neg_elbo_nats": neg_elbo}
+    return out
+
+
 def time_notebooks() -> dict[str, float]:
     from .notebook_runner import execute
 
@@ -175,23 +254,25 @@ def run(quick: bool = False, notebooks: bool = False, budget: float | None = Non
     X, y = load_mnist("train")
     X_test, _ = load_mnist("test")
     if quick:
-        X, y = X[:512], y[:512]
-    throughput = measure_throughput(X, y, num_epochs=1 if quick else 3, repeats=1 if quick else 3,
-                                    default_threads=default_threads, threads=threads)
+        X, y, X_test = X[:512], y[:512], X_test[:100]
+    throughput, ratios = measure_throughput(X, y, num_epochs=1 if quick else 2, repeats=1 if quick else 7,
+                                            default_threads=default_threads, threads=threads)
     seconds = budget if budget is not None else (1.0 if quick else 60.0)
-    quality = equal_budget(X, y, X_test[:100] if quick else X_test, seconds, k=5 if quick else 100,
-                           n_iwae=20 if quick else 200)
+    quality = equal_budget(X, y, X_test, seconds, k=5 if quick else 100, n_iwae=20 if quick else 200)
+    phases = step_phases(X, num_steps=4 if quick else 200)
+    sizes = batch_size_study(X, X_test, (64, 128, 256, 512) if not quick else (128, 256),
+                             seconds=0.5 if quick else 15.0, epochs=1 if quick else 3)
     result = {
         "machine": {"cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
                     "threads": threads, "torch_default_threads": default_threads},
         "config": {"model": f"784-{HIDDEN}-{LATENT} MLP VAE", "batch_size": BATCH, "lr": LR, "quick": quick,
-                   "train_images": X.shape[0], "budget_seconds": seconds},
+                   "train_images": X.shape[0], "budget_seconds": seconds,
+                   "batch_size_budget_seconds": 0.5 if quick else 15.0},
         "samples_per_second": throughput,
-        "ratios": {"fit / loop_a": throughput["fit"] / throughput["loop_a"],
-                   "fit / loop_b": throughput["fit"] / throughput["loop_b"],
-                   "fit / loop_a_default_threads": throughput["fit"] / throughput["loop_a_default_threads"],
-                   "fit / matmul_ceiling": throughput["fit"] / throughput["matmul_ceiling"]},
+        "ratios": ratios,
         "equal_budget": quality,
+        "step_phases": phases,
+        "batch_sizes": sizes,
     }
     if notebooks:
         result["notebook_seconds"] = time_notebooks()
@@ -202,21 +283,34 @@ def table(result: dict) -> str:
     m, c = result["machine"], result["config"]
     lines = [f"{c['model']}, batch {c['batch_size']}, {c['train_images']} images; {m['cores']} cores, "
              f"torch {m['torch']}, {m['threads']} thread(s) (torch default: {m['torch_default_threads']})", "",
-             "| training loop | samples/s | fit is ... × faster |", "|---|---|---|"]
+             "| training loop | samples/s | fit is ... × faster |", "|---|--:|--:|"]
     names = {"fit": "vae_lesson.fit", "loop_a": "(a) pytorch/examples style (uint8 Dataset + DataLoader)",
              "loop_b": "(b) DataLoader over a TensorDataset",
              "loop_a_default_threads": f"(a) at torch's default {m['torch_default_threads']} threads",
              "matmul_ceiling": "bare matmuls, same shapes (ceiling)"}
-    sps = result["samples_per_second"]
+    sps, ratios = result["samples_per_second"], result["ratios"]
     for key, label in names.items():
-        lines.append(f"| {label} | {sps[key]:,.0f} | {sps['fit'] / sps[key]:.2f} |")
-    lines += ["", f"fit reaches {100 * result['ratios']['fit / matmul_ceiling']:.0f} % of the matmul ceiling.", "",
-              f"| same {c['budget_seconds']:g} s budget | test -ELBO (nats) | test -IWAE (nats) |", "|---|---|---|"]
+        ratio = 1.0 if key == "fit" else ratios[f"fit / {key}"]
+        lines.append(f"| {label} | {sps[key]:,.0f} | {ratio:.2f} |")
+    lines += ["", f"fit reaches {100 * ratios['fit / matmul_ceiling']:.0f} % of the matmul ceiling "
+              "(ratios: median of each repeat's own ratio).", "",
+              f"| same {c['budget_seconds']:g} s budget | test -ELBO (nats) | test -IWAE (nats) |", "|---|--:|--:|"]
     for key, values in result["equal_budget"].items():
         neg_iwae = next(v for k, v in values.items() if k.startswith("test_neg_iwae"))
         lines.append(f"| {names[key]} | {values['test_neg_elbo_nats']:.1f} | {neg_iwae:.1f} |")
+    step, bare = result["step_phases"]["step_ms"], result["step_phases"]["matmul_ms"]
+    lines += ["", "| where a step of fit goes | ms | of which bare matmuls | the rest |", "|---|--:|--:|--:|"]
+    for name, ms in step.items():
+        lines.append(f"| {name} | {ms:.2f} | {bare.get(name, 0.0):.2f} | {ms - bare.get(name, 0.0):.2f} |")
+    total, total_bare = sum(step.values()), sum(bare.values())
+    lines.append(f"| **step** | {total:.2f} | {total_bare:.2f} | {total - total_bare:.2f} |")
+    lines += ["", f"| batch size | fit samples/s | % of ceiling | epochs in {c['batch_size_budget_seconds']:g} s "
+              "| test -ELBO after them (nats) |", "|--:|--:|--:|--:|--:|"]
+    for size, v in result["batch_sizes"].items():
+        lines.append(f"| {size} | {v['samples_per_second']:,.0f} | {100 * v['fraction_of_ceiling']:.0f} | "
+                     f"{v['epochs_in_budget']} | {v['test_neg_elbo_nats']:.1f} |")
     if "notebook_seconds" in result:
-        lines += ["", "| notebook | seconds |", "|---|---|"]
+        lines += ["", "| notebook | seconds |", "|---|--:|"]
         lines += [f"| {name} | {sec:.1f} |" for name, sec in result["notebook_seconds"].items()]
         lines.append(f"| **all** | {sum(result['notebook_seconds'].values()):.1f} |")
     return "\n".join(lines)
