@@ -7,7 +7,7 @@ latent dimensions; Gaussians are given by ``mu`` and ``logvar`` (log-variance); 
 Modules (one idea each), in the order the course meets them:
 
 * ``distributions`` -- reparameterize, Gaussian KL, Bernoulli and Gaussian log-likelihoods;
-* ``models`` -- Autoencoder, VAE; ``bounds`` -- ELBO, IWAE; ``training`` -- fit, evaluate;
+* ``models`` -- Autoencoder, VAE; ``bounds`` -- ELBO, IWAE; ``training`` -- fit, evaluate; ``optim`` -- its Adam;
 * ``toy``, ``quadrature`` -- toy latent variable models where p(x) and p(z|x) are computed exactly (02-04);
 * ``linear_gaussian`` -- probabilistic PCA, every quantity in closed form (04);
 * ``elbo_study`` -- gradient ascent on an ELBO, the best mean-field q (04);
@@ -16,7 +16,7 @@ Modules (one idea each), in the order the course meets them:
 * ``latent_views``, ``widgets`` -- pure latent-space figures and the ipywidgets explorers built on them (07);
 * ``evaluation``, ``collapse`` -- IWAE curves, amortization gap, KL per dimension, active units, free bits (08);
 * variants, one module each: ``beta_vae`` (09), ``cvae`` (10), ``iwae_training`` (11), ``vq_vae`` (12),
-  ``conv_vae`` (13); ``results`` regenerates the course's results table;
+  ``conv_vae`` (13); ``results`` regenerates the course's results table; ``bench`` times ``fit``;
 * ``lecture``, ``slides``, ``student`` -- projector mode, offline slide decks, student copies of the notebooks;
 * ``data``, ``idx`` -- offline data; ``checkpoint`` -- safe save/load; ``seed`` -- the one place for RNG/threads;
 * ``plotting``, ``diagnostics`` -- pure figure functions; yardsticks for generated images.

@@ -220,22 +220,26 @@ def step_phases(X, num_steps: int) -> dict[str, float]:
                                           "backward": 1e3 * backward / num_steps}}
 
 
-def batch_size_study(X, X_test, sizes, seconds: float, epochs: int) -> dict[str, dict[str, float]]:
-    """Per batch size: ``fit``'s samples/s and its fraction of the ceiling at that size, and the test -ELBO after
-    ``seconds`` of training -- larger batches run closer to the ceiling but take fewer steps per second."""
+def batch_size_study(X, X_test, sizes, seconds: float, epochs: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Per batch size: ``fit``'s samples/s and its fraction of the ceiling at that size (medians over ``repeats``),
+    and the test -ELBO after ``seconds`` of training -- larger batches run closer to the ceiling but take fewer
+    steps per second."""
     out = {}
     for size in sizes:
         steps = epochs * -(-X.shape[0] // size)
-        started = time.perf_counter()
-        fit(_fresh_model(), X, num_epochs=epochs, batch_size=size, lr=LR,
-            generator=torch.Generator().manual_seed(0), progress=False)
-        speed = epochs * X.shape[0] / (time.perf_counter() - started)
-        ceiling = steps * size / matmul_ceiling(steps, batch=size)
+        speeds, fractions = [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fit(_fresh_model(), X, num_epochs=epochs, batch_size=size, lr=LR,
+                generator=torch.Generator().manual_seed(0), progress=False)
+            speeds.append(epochs * X.shape[0] / (time.perf_counter() - started))
+            fractions.append(speeds[-1] / (steps * size / matmul_ceiling(steps, batch=size)))
         model = _fresh_model()
         history = fit(model, X, num_epochs=10_000, batch_size=size, lr=LR,
                       generator=torch.Generator().manual_seed(0), progress=False, max_seconds=seconds)
         neg_elbo = -evaluate(model, X_test, generator=torch.Generator().manual_seed(1))["elbo"]
-        out[str(size)] = {"samples_per_second": speed, "fraction_of_ceiling": speed / ceiling,
+        out[str(size)] = {"samples_per_second": statistics.median(speeds),
+                          "fraction_of_ceiling": statistics.median(fractions),
                           "epochs_in_budget": len(history), "test_neg_elbo_nats": neg_elbo}
     return out
 
@@ -261,7 +265,8 @@ def run(quick: bool = False, notebooks: bool = False, budget: float | None = Non
     quality = equal_budget(X, y, X_test, seconds, k=5 if quick else 100, n_iwae=20 if quick else 200)
     phases = step_phases(X, num_steps=4 if quick else 200)
     sizes = batch_size_study(X, X_test, (64, 128, 256, 512) if not quick else (128, 256),
-                             seconds=0.5 if quick else 15.0, epochs=1 if quick else 3)
+                             seconds=0.5 if quick else 15.0, epochs=1 if quick else 2,
+                             repeats=1 if quick else 3)
     result = {
         "machine": {"cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
                     "threads": threads, "torch_default_threads": default_threads},
