@@ -2,8 +2,11 @@
 
 import json
 import math
+import shutil
 
-from vae_lesson.bench import conventional_loop, example_loss, main, matmul_ceiling
+import pytest
+
+from vae_lesson.bench import compiled_step, conventional_loop, example_loss, main, matmul_ceiling
 
 
 def test_quick_benchmark_reports_well_formed_numbers(tmp_path, capsys):
@@ -19,8 +22,8 @@ def test_quick_benchmark_reports_well_formed_numbers(tmp_path, capsys):
     for values in result["equal_budget"].values():
         assert 50 < values["test_neg_elbo_nats"] < 800
     phases = result["step_phases"]
-    assert set(phases["matmul_ms"]) <= set(phases["step_ms"])
-    assert all(math.isfinite(v) and v > 0 for part in phases.values() for v in part.values())
+    assert set(phases["matmul_ms"]) <= set(phases["step_ms"]) and phases["tiny_step_ms"] > 0
+    assert all(math.isfinite(v) and v > 0 for part in ("step_ms", "matmul_ms") for v in phases[part].values())
     for size, values in result["batch_sizes"].items():
         assert int(size) > 0 and 0 < values["fraction_of_ceiling"] and values["epochs_in_budget"] >= 1
         assert 50 < values["test_neg_elbo_nats"] < 800
@@ -51,3 +54,15 @@ def test_ceiling_and_loop_run():
     assert forward > 0 and backward > 0
     loader = DataLoader(TensorDataset(torch.rand(20, 784), torch.zeros(20)), batch_size=8)
     assert conventional_loop(VAE(784, 20), loader, num_steps=3) == 20  # batches of 8, 8 and 4
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own
+def test_compiled_step_reports_well_formed_numbers():
+    import torch
+
+    out = compiled_step(torch.rand(3 * 128, 784, generator=torch.Generator().manual_seed(0)), num_steps=2)
+    assert set(out) == {"compile_seconds", "samples_per_second", "fit_samples_per_second", "fraction_of_ceiling",
+                        "fit_fraction_of_ceiling"}
+    assert all(math.isfinite(v) and v > 0 for v in out.values())

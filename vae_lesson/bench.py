@@ -3,6 +3,7 @@
     python -m vae_lesson.bench                       # full run (a few minutes), writes bench_results.json
     python -m vae_lesson.bench --quick               # seconds: a smoke test of the whole pipeline
     python -m vae_lesson.bench --notebooks           # also time every notebook in a fresh kernel
+    python -m vae_lesson.bench --compile             # also time a torch.compile'd step (needs a C++ compiler)
 
 All in one process, at one thread count (the course's, 1 unless $VAE_LESSON_THREADS says otherwise):
 
@@ -20,7 +21,8 @@ All in one process, at one thread count (the course's, 1 unless $VAE_LESSON_THRE
    the same matmuls bare, so "the rest" is what a step spends outside the matrix products.
 5. **Batch size**: ``fit``'s samples/s and fraction of the ceiling at batch 64-512, and the test -ELBO each
    reaches in the same 15 s -- the trade-off behind the notebooks' batch of 128.
-6. Optionally, each notebook's execution time in a fresh kernel (as nbval runs it).
+6. Optionally, each notebook's execution time in a fresh kernel (as nbval runs it), and a ``torch.compile``'d
+   step: its compile time and throughput beside ``fit``'s.
 
 Timings are measurements of one machine, never assertions: ``tests/test_bench.py`` only checks that a tiny
 configuration runs and reports well-formed numbers.
@@ -217,7 +219,70 @@ def step_phases(X, num_steps: int) -> dict[str, float]:
     forward, backward = matmul_ceiling(num_steps, split=True)
     ms = {name: 1e3 * sec / num_steps for name, sec in phases.items()}
     return {"step_ms": ms, "matmul_ms": {"forward + ELBO": 1e3 * forward / num_steps,
-                                          "backward": 1e3 * backward / num_steps}}
+                                          "backward": 1e3 * backward / num_steps},
+            "tiny_step_ms": 1e3 * _tiny_step_seconds(num_steps)}
+
+
+def _tiny_step_seconds(num_steps: int) -> float:
+    """Seconds per step of the same loop on an 8-4-2 VAE: no arithmetic to speak of, so this is the Python and
+    dispatch overhead (about 40 tensor operations and their autograd nodes) that every step pays."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(BATCH * 4, 8, generator=g)
+    torch.manual_seed(0)
+    model = VAE(8, 2, hidden_dims=(4,))
+    optimizer = adam(model.parameters(), lr=LR)
+    started = None
+    for step in range(num_steps + 10):  # the first 10 steps warm up
+        if step == 10:
+            started = time.perf_counter()
+        xb = X.index_select(0, torch.randint(0, X.shape[0], (BATCH,), generator=g))
+        terms = elbo(model, xb, generator=g)
+        loss = -(terms.reconstruction - terms.kl).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        loss.item()
+        optimizer.step()
+    return (time.perf_counter() - started) / num_steps
+
+
+def compiled_step(X, num_steps: int) -> dict[str, float]:
+    """``torch.compile`` (inductor; it needs a C++ compiler on CPU) of the same step's forward and loss, the noise
+    drawn outside the graph: the compile time, and samples/s beside ``fit`` and the ceiling in this process."""
+    from .distributions import _bernoulli_log_likelihood, _gaussian_kl
+
+    model, g = _fresh_model(), torch.Generator().manual_seed(0)
+    optimizer = adam(model.parameters(), lr=LR)
+
+    def loss_fn(xb, eps):
+        mu, logvar = model._encode(xb)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return -(_bernoulli_log_likelihood(model.decoder(z), xb) - _gaussian_kl(mu, logvar)).mean()
+
+    compiled = torch.compile(loss_fn, dynamic=False)
+    started = time.perf_counter()
+    compiled(X[:BATCH], torch.randn(BATCH, LATENT, generator=g)).backward()  # compiles forward and backward
+    compile_seconds = time.perf_counter() - started
+    usable = X.shape[0] - X.shape[0] % BATCH  # whole batches only: one shape, one graph
+    done, started = 0, time.perf_counter()
+    while done < num_steps:
+        order = torch.randperm(X.shape[0], generator=g)
+        for start in range(0, usable, BATCH):
+            loss = compiled(X.index_select(0, order[start:start + BATCH]), torch.randn(BATCH, LATENT, generator=g))
+            optimizer.zero_grad()
+            loss.backward()
+            loss.item()
+            optimizer.step()
+            done += 1
+            if done == num_steps:
+                break
+    speed = num_steps * BATCH / (time.perf_counter() - started)
+    epochs = max(1, round(num_steps * BATCH / X.shape[0]))
+    started = time.perf_counter()
+    fit(_fresh_model(), X, num_epochs=epochs, batch_size=BATCH, lr=LR, generator=g, progress=False)
+    fit_speed = epochs * X.shape[0] / (time.perf_counter() - started)
+    ceiling = num_steps * BATCH / matmul_ceiling(num_steps)
+    return {"compile_seconds": compile_seconds, "samples_per_second": speed, "fit_samples_per_second": fit_speed,
+            "fraction_of_ceiling": speed / ceiling, "fit_fraction_of_ceiling": fit_speed / ceiling}
 
 
 def batch_size_study(X, X_test, sizes, seconds: float, epochs: int, repeats: int) -> dict[str, dict[str, float]]:
@@ -251,7 +316,8 @@ def time_notebooks() -> dict[str, float]:
     return {p.name: execute(p, write=False) for p in paths}
 
 
-def run(quick: bool = False, notebooks: bool = False, budget: float | None = None) -> dict:
+def run(quick: bool = False, notebooks: bool = False, budget: float | None = None,
+        with_compile: bool = False) -> dict:
     default_threads = torch.get_num_threads()  # what a learner gets before seed_everything
     threads = default_num_threads()
     seed_everything(0, num_threads=threads)
@@ -279,6 +345,8 @@ def run(quick: bool = False, notebooks: bool = False, budget: float | None = Non
         "step_phases": phases,
         "batch_sizes": sizes,
     }
+    if with_compile:
+        result["compiled"] = compiled_step(X, num_steps=4 if quick else 128)
     if notebooks:
         result["notebook_seconds"] = time_notebooks()
     return result
@@ -309,6 +377,14 @@ def table(result: dict) -> str:
         lines.append(f"| {name} | {ms:.2f} | {bare.get(name, 0.0):.2f} | {ms - bare.get(name, 0.0):.2f} |")
     total, total_bare = sum(step.values()), sum(bare.values())
     lines.append(f"| **step** | {total:.2f} | {total_bare:.2f} | {total - total_bare:.2f} |")
+    lines += ["", f"The same step on an 8-4-2 VAE (Python and dispatch overhead alone): "
+              f"{result['step_phases']['tiny_step_ms']:.2f} ms."]
+    if "compiled" in result:
+        comp = result["compiled"]
+        lines += ["", f"torch.compile of the forward and loss: {comp['compile_seconds']:.1f} s to compile, then "
+                  f"{comp['samples_per_second']:,.0f} samples/s ({100 * comp['fraction_of_ceiling']:.0f} % of the "
+                  f"ceiling) against fit's {comp['fit_samples_per_second']:,.0f} "
+                  f"({100 * comp['fit_fraction_of_ceiling']:.0f} %) in the same process."]
     lines += ["", f"| batch size | fit samples/s | % of ceiling | epochs in {c['batch_size_budget_seconds']:g} s "
               "| test -ELBO after them (nats) |", "|--:|--:|--:|--:|--:|"]
     for size, v in result["batch_sizes"].items():
@@ -325,10 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny configuration (seconds)")
     parser.add_argument("--notebooks", action="store_true", help="also time every notebook")
+    parser.add_argument("--compile", action="store_true", help="also time a torch.compile'd step (needs a C++ "
+                        "compiler; about a minute)")
     parser.add_argument("--budget", type=float, default=None, help="seconds for the equal-budget comparison")
     parser.add_argument("--out", default="bench_results.json", help="where to write the JSON")
     args = parser.parse_args(argv)
-    result = run(quick=args.quick, notebooks=args.notebooks, budget=args.budget)
+    result = run(quick=args.quick, notebooks=args.notebooks, budget=args.budget, with_compile=args.compile)
     pathlib.Path(args.out).write_text(json.dumps(result, indent=2))
     print(table(result))
     return 0
