@@ -13,25 +13,15 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import binary_x as _binary_x
+from support import gen as _gen
+from support import small_vae as _vae
 from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 
 from vae_lesson.bounds import ELBOTerms, elbo, iwae_bound, iwae_log_weights, reconstruction_terms
 from vae_lesson.distributions import bernoulli_log_likelihood, gaussian_kl
 from vae_lesson.models import VAE, Autoencoder
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _vae(seed: int = 0, latent_dim: int = 2, hidden_dims=(8,)) -> VAE:
-    torch.manual_seed(seed)
-    return VAE(input_dim=6, latent_dim=latent_dim, hidden_dims=hidden_dims).double()
-
-
-def _binary_x(batch: int, seed: int = 1) -> torch.Tensor:
-    return torch.bernoulli(torch.full((batch, 6), 0.5, dtype=torch.float64), generator=_gen(seed))
 
 
 def _mean_and_se(v: torch.Tensor) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support import gen as _gen
 from torch.distributions import Normal, kl_divergence
 
 from vae_lesson.bounds import elbo
@@ -17,10 +18,6 @@ from vae_lesson.collapse import ActiveUnits, active_units, free_bits_objective, 
 from vae_lesson.distributions import gaussian_kl
 from vae_lesson.models import VAE
 from vae_lesson.training import evaluate, fit
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _vae(seed: int = 0, latent_dim: int = 4) -> VAE:

@@ -17,6 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from support import gen as _gen
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from vae_lesson.distributions import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood, reparameterize
@@ -24,10 +25,6 @@ from vae_lesson.distributions import bernoulli_log_likelihood, gaussian_kl, gaus
 SHAPES = [(1, 1), (4, 3), (16, 10), (3, 64)]
 # (rtol, atol) per dtype: float64 agrees to round-off, float32 to a few ulps of the summed value.
 TOL = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 1e-4)}
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _log_sigmoid(v: float) -> float:

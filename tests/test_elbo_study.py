@@ -11,15 +11,12 @@ import math
 
 import pytest
 import torch
+from support import gen as _gen
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from vae_lesson.elbo_study import ascend_elbo, ellipse, mean_field_optimum, monte_carlo_elbo, monte_carlo_kl
 
 LOG_EVIDENCE = -3.25  # c = log p(x) in the reference problem, nats
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _target(rho: float, batch: int = 3):

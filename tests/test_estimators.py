@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+from support import gen as _gen
 from torch.distributions import Normal
 
 from vae_lesson.bounds import elbo
@@ -24,10 +25,6 @@ from vae_lesson.estimators import (
 from vae_lesson.models import VAE, Autoencoder
 
 Z_SQUARED = lambda z: z.pow(2).sum(-1)  # f(z) = sum_j z_j^2, E_q f = sum_j (mu_j^2 + sigma_j^2)
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _params(shape=(3, 2), seed=0):

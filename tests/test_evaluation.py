@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
+from support import binary_x as _binary_x
+from support import gen as _gen
+from support import small_vae as _vae
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from vae_lesson.bounds import elbo, iwae_log_weights
@@ -20,19 +23,6 @@ from vae_lesson.evaluation import elbo_with_q, iwae_curve, optimise_local_poster
 from vae_lesson.models import VAE
 
 U = torch.linspace(-8.0, 8.0, 801, dtype=torch.float64)  # standard-normal quadrature nodes (error < 1e-5 nats)
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _vae(seed: int = 0, latent_dim: int = 2, hidden_dims=(8,)) -> VAE:
-    torch.manual_seed(seed)
-    return VAE(input_dim=6, latent_dim=latent_dim, hidden_dims=hidden_dims).double()
-
-
-def _binary_x(batch: int, seed: int = 1) -> torch.Tensor:
-    return torch.bernoulli(torch.full((batch, 6), 0.5, dtype=torch.float64), generator=_gen(seed))
 
 
 def _log_px_z(model: VAE, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

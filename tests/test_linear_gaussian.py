@@ -12,16 +12,13 @@ import math
 
 import pytest
 import torch
+from support import gen as _gen
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
 from vae_lesson.distributions import gaussian_kl
 from vae_lesson.linear_gaussian import LinearGaussian
 
 DIMS = [(5, 2), (3, 3), (4, 1)]
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _model(D: int, d: int, seed: int = 0, sigma: float = 0.7) -> LinearGaussian:

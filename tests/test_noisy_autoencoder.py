@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from support import gen as _gen
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from vae_lesson.bounds import elbo
@@ -23,11 +24,6 @@ from vae_lesson.noisy_autoencoder import (
     prior_coverage,
 )
 from vae_lesson.training import fit
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
 
 # -------------------------------------------------------------------------------------- NoisyAutoencoder
 

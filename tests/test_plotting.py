@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from vae_lesson import VAE, History, plot_history, plot_latent_scatter, show_images, show_latent_grid  # noqa: E402
-from vae_lesson.plotting import latent_grid, tile  # noqa: E402
+from vae_lesson.plotting import latent_grid, show_panels, tile  # noqa: E402
 
 
 def teardown_function():
@@ -31,6 +31,20 @@ def test_show_images_titles_and_labels():
     assert titles[:5] == ["1", "2", "3", "4", "5"]
     with pytest.raises(ValueError, match="images: expected flattened square images"):
         show_images(torch.rand(2, 15))
+
+
+def test_show_panels_tiles_each_panel_under_its_title():
+    first, second = torch.rand(3, 16), torch.rand(7, 16)
+    fig = show_panels({"first": first, "second": second}, ncols=5, title="two")
+    assert fig._suptitle.get_text() == "two" and [ax.get_title() for ax in fig.axes] == ["first", "second"]
+    assert np.array_equal(fig.axes[1].images[0].get_array(), tile(second, 5))  # 2 rows of 5, 4x4 pixels
+    assert fig.axes[0].get_subplotspec().get_geometry()[:2] == (2, 1)  # stacked
+    fig = show_panels({"a": first, "b": second}, ncols=5, side_by_side=True)
+    assert fig.axes[0].get_subplotspec().get_geometry()[:2] == (1, 2)  # one row of panels
+    with pytest.raises(TypeError, match="panels: expected a non-empty dict"):
+        show_panels({})
+    with pytest.raises(ValueError, match=r"panels\['bad'\]: expected a 2-D tensor"):
+        show_panels({"bad": torch.rand(16)})
 
 
 def test_latent_grid_orientation():

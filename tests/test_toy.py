@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from support import gen as _gen
 from torch.distributions import Independent, MultivariateNormal, Normal
 
 from vae_lesson.linear_gaussian import LinearGaussian
@@ -25,10 +26,6 @@ from vae_lesson.quadrature import (
     relative_error,
 )
 from vae_lesson.toy import ToyModel, fold_model, spiral_model
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _linear(D: int, d: int, seed: int = 0, sigma: float = 0.5) -> LinearGaussian:

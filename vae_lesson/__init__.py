@@ -66,7 +66,7 @@ from .lecture import lecture_mode
 from .linear_gaussian import LinearGaussian
 from .models import VAE, Autoencoder
 from .noisy_autoencoder import NoisyAutoencoder, aggregate_kl, code_summary, distance_to_codes, prior_coverage
-from .plotting import plot_history, plot_latent_scatter, show_images, show_latent_grid
+from .plotting import plot_history, plot_latent_scatter, show_images, show_latent_grid, show_panels
 from .quadrature import (
     elbo_quadrature,
     importance_sampling_log_marginal,
@@ -101,7 +101,7 @@ __all__ = [
     # training, bounds, data, checkpoints
     "ELBOTerms", "History", "evaluate", "iwae_log_weights", "reconstruction_terms", "read_idx", "register_model",
     # figures and yardsticks
-    "show_images", "plot_history", "plot_latent_scatter", "show_latent_grid",
+    "show_images", "show_panels", "plot_history", "plot_latent_scatter", "show_latent_grid",
     "nearest_neighbour_distance", "frechet_distance", "pca_basis",
     # theory arc: toys and quadrature (02-04), ELBO studies (04), estimators and AE + noise (05)
     "ToyModel", "spiral_model", "fold_model", "log_marginal_quadrature", "posterior_on_grid", "elbo_quadrature",

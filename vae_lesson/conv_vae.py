@@ -26,11 +26,11 @@ from torch import nn
 
 from . import _checks
 from .checkpoint import register_model
-from .distributions import _reparameterize
+from .models import GaussianLatentMethods
 
 
 @register_model
-class ConvVAE(nn.Module):
+class ConvVAE(GaussianLatentMethods, nn.Module):
     r"""A VAE whose encoder and decoder are small convolutional networks (see the module docstring for the layers).
 
     * ``image_side``: images are ``image_side x image_side`` (28 for MNIST), flattened to ``D = image_side**2``;
@@ -91,25 +91,3 @@ class ConvVAE(nn.Module):
         lead = z.shape[:-1]
         images = self.decoder(z.reshape(-1, self.latent_dim))  # [prod(lead), 1, side, side]
         return images.reshape(*lead, self.input_dim)  # [..., D]
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """One pass: ``(x_logits, mu, logvar)`` with ``z`` drawn by the reparameterization trick."""
-        mu, logvar = self.encode(x)
-        z = _reparameterize(mu, logvar, generator)  # [batch, latent_dim]
-        return self.decode(z), mu, logvar
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel probabilities decoded at the posterior mean, ``sigmoid(decode(mu(x)))``, ``[batch, D]``."""
-        mu, _ = self.encode(x)
-        return torch.sigmoid(self.decode(mu))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Ancestral sampling: ``z ~ N(0, I)``, return the decoder's pixel probabilities ``[n, D]``."""
-        n = _checks.integer("n", n, minimum=1)
-        _checks.generator("generator", generator)
-        device = next(self.parameters()).device
-        gen_device = generator.device if generator is not None else device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=gen_device).to(device)  # [n, latent_dim]
-        return torch.sigmoid(self.decode(z))

@@ -90,7 +90,38 @@ class Autoencoder(_LatentModel):
         return torch.sigmoid(self(x))
 
 
-class VAE(_LatentModel):
+class GaussianLatentMethods:
+    """``forward``, ``reconstruct`` and ``sample`` of any VAE with a Gaussian encoder, a N(0, I) prior and a
+    Bernoulli decoder: they need only ``encode(x) -> (mu, logvar)``, ``decode(z) -> x_logits`` and
+    ``latent_dim``. Shared by :class:`VAE` and :class:`vae_lesson.ConvVAE`."""
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """One pass: ``(x_logits, mu, logvar)`` with ``z`` drawn by the reparameterization trick."""
+        mu, logvar = self.encode(x)
+        z = _reparameterize(mu, logvar, generator)  # [batch, latent_dim]
+        return self.decode(z), mu, logvar
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel probabilities decoded at the posterior mean, ``sigmoid(decode(mu(x)))``, ``[batch, D]``."""
+        mu, _ = self.encode(x)
+        return torch.sigmoid(self.decode(mu))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Ancestral sampling: ``z ~ N(0, I)``, return the decoder's pixel probabilities ``[n, D]``.
+
+        (Probabilities, not binary draws: they are what one shows as "samples" of an MNIST VAE.)
+        """
+        n = _checks.integer("n", n, minimum=1)
+        _checks.generator("generator", generator)
+        device = next(self.parameters()).device
+        gen_device = generator.device if generator is not None else device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=gen_device).to(device)  # [n, latent_dim]
+        return torch.sigmoid(self.decode(z))
+
+
+class VAE(GaussianLatentMethods, _LatentModel):
     r"""A variational autoencoder with Gaussian encoder and Bernoulli decoder.
 
     * prior $p(z) = \mathcal N(0, I_{\text{latent\_dim}})$;
@@ -110,28 +141,3 @@ class VAE(_LatentModel):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [batch, input_dim]`` -> ``(mu, logvar)``, each ``[batch, latent_dim]``."""
         return self._encode(self._check_x(x))
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """One pass: ``(x_logits, mu, logvar)`` with ``z`` drawn by the reparameterization trick."""
-        mu, logvar = self.encode(x)
-        z = _reparameterize(mu, logvar, generator)  # [batch, latent_dim]
-        return self.decoder(z), mu, logvar
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel probabilities decoded at the posterior mean, ``sigmoid(decode(mu(x)))``, ``[batch, input_dim]``."""
-        mu, _ = self.encode(x)
-        return torch.sigmoid(self.decoder(mu))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Ancestral sampling: ``z ~ N(0, I)``, return the decoder's pixel probabilities ``[n, input_dim]``.
-
-        (Probabilities, not binary draws: they are what one shows as "samples" of an MNIST VAE.)
-        """
-        n = _checks.integer("n", n, minimum=1)
-        _checks.generator("generator", generator)
-        device = next(self.parameters()).device
-        gen_device = generator.device if generator is not None else device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=gen_device).to(device)  # [n, latent_dim]
-        return torch.sigmoid(self.decoder(z))

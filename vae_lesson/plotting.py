@@ -61,6 +61,31 @@ def show_images(images: torch.Tensor, ncols: int = 10, title: str = "", labels=N
     return fig
 
 
+def show_panels(panels: dict, ncols: int = 10, title: str = "", side_by_side: bool = False):
+    """One titled grid per panel, ``panels`` a dict ``{panel title: images [n, D]}``; stacked, or side by side.
+
+    Each panel is one :func:`tile` of its images (``ncols`` per row). Returns the figure.
+    """
+    if not isinstance(panels, dict) or not panels:
+        _checks.fail("panels", "a non-empty dict {title: images [n, D]}", type(panels).__name__, TypeError)
+    ncols = _checks.integer("ncols", ncols, minimum=1)
+    for name, images in panels.items():
+        _checks.tensor(f"panels[{name!r}]", images, ndim=2)
+    n = len(panels)
+    rows = max(math.ceil(len(images) / ncols) for images in panels.values())
+    width, height = 0.6 * ncols, 0.6 * rows + 0.5
+    fig, axes = plt.subplots(1 if side_by_side else n, n if side_by_side else 1, squeeze=False,
+                             figsize=(width * n, height + 0.4) if side_by_side else (width, height * n + 0.4))
+    for ax, (name, images) in zip(axes.flat, panels.items()):
+        ax.imshow(tile(images, ncols), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_latent_scatter(z: torch.Tensor, labels=None, title: str = "", ax=None, s: float = 6.0):
     """Scatter 2-D codes ``z [n, 2]``, coloured by digit ``labels`` (0-9) with a legend. Returns the figure."""
     _checks.tensor("z", z, ndim=2)

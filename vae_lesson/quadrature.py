@@ -60,6 +60,18 @@ def quadrature_grid(latent_dim: int, n_points: int, limit: float = DEFAULT_LIMIT
     return z, latent_dim * math.log(h)  # [N^d, d]
 
 
+def _check_gaussian(model, x, mu_name, mu, logvar_name, logvar) -> torch.Tensor:
+    """Check the model, ``x``, and a diagonal Gaussian ``(mu, logvar)``, each ``[batch of x, latent_dim]``."""
+    _check_model(model)
+    x = model._check_x(x)
+    _checks.tensor(mu_name, mu, ndim=2)
+    _checks.tensor(logvar_name, logvar, ndim=2)
+    _checks.same_shape(mu_name, mu, logvar_name, logvar)
+    if mu.shape != (x.shape[0], model.latent_dim):
+        _checks.fail(mu_name, f"shape [{x.shape[0]}, {model.latent_dim}] (batch of x, latent_dim)", list(mu.shape))
+    return x
+
+
 def _grid_for(model, n_points, limit):
     n_points = DEFAULT_POINTS.get(model.latent_dim, 0) if n_points is None else n_points
     if n_points == 0:
@@ -121,13 +133,7 @@ def elbo_quadrature(model: ToyModel, x: torch.Tensor, q_mu: torch.Tensor, q_logv
     for the grid spacing, or outside ``[-limit, limit]^d``). ``log_marginal_quadrature - elbo_quadrature``
     is $\mathrm{KL}(q \,\|\, p(z\mid x)) \ge 0$.
     """
-    _check_model(model)
-    x = model._check_x(x)
-    _checks.tensor("q_mu", q_mu, ndim=2)
-    _checks.tensor("q_logvar", q_logvar, ndim=2)
-    _checks.same_shape("q_mu", q_mu, "q_logvar", q_logvar)
-    if q_mu.shape != (x.shape[0], model.latent_dim):
-        _checks.fail("q_mu", f"shape [{x.shape[0]}, {model.latent_dim}] (batch of x, latent_dim)", list(q_mu.shape))
+    x = _check_gaussian(model, x, "q_mu", q_mu, "q_logvar", q_logvar)
     z, log_volume = _grid_for(model, n_points, limit)  # [G, d]
     q_mu, q_logvar = q_mu.double(), q_logvar.double()
     expected_log_joint = []
@@ -184,14 +190,7 @@ def importance_sampling_log_marginal(model: ToyModel, x: torch.Tensor, proposal_
     When $q$ is the exact posterior every weight equals $p(x)$: zero variance. An encoder $q_\phi(z\mid x)$ is
     a learned proposal of this kind (notebooks 03 and 08).
     """
-    _check_model(model)
-    x = model._check_x(x)
-    _checks.tensor("proposal_mu", proposal_mu, ndim=2)
-    _checks.tensor("proposal_logvar", proposal_logvar, ndim=2)
-    _checks.same_shape("proposal_mu", proposal_mu, "proposal_logvar", proposal_logvar)
-    if proposal_mu.shape != (x.shape[0], model.latent_dim):
-        _checks.fail("proposal_mu", f"shape [{x.shape[0]}, {model.latent_dim}] (batch of x, latent_dim)",
-                     list(proposal_mu.shape))
+    x = _check_gaussian(model, x, "proposal_mu", proposal_mu, "proposal_logvar", proposal_logvar)
     return _log_mean_weights(model, x, proposal_mu.double(), proposal_logvar.double(), n_samples, generator,
                              from_prior=False)
 
