@@ -12,14 +12,15 @@ from vae_lesson import load_digits, load_mnist, read_idx
 
 @pytest.fixture(scope="module")
 def mnist():
-    return {split: load_mnist(split) for split in ("train", "test")}
+    return {split: load_mnist(split) for split in ("train", "val", "test")}
 
 
 def test_bundled_mnist_split_sizes_and_stratification(mnist):
-    (X, y), (Xt, yt) = mnist["train"], mnist["test"]
-    assert X.shape == (4000, 784) and Xt.shape == (1000, 784)
+    (X, y), (Xv, yv), (Xt, yt) = mnist["train"], mnist["val"], mnist["test"]
+    assert X.shape == (3500, 784) and Xv.shape == (500, 784) and Xt.shape == (1000, 784)
     assert X.dtype == torch.float32 and y.dtype == torch.int64
-    assert y.bincount().tolist() == [400] * 10
+    assert y.bincount().tolist() == [350] * 10
+    assert yv.bincount().tolist() == [50] * 10
     assert yt.bincount().tolist() == [100] * 10
 
 
@@ -30,12 +31,14 @@ def test_bundled_mnist_pixels_in_unit_interval_and_use_full_range(mnist):
     assert torch.allclose(X * 255, (X * 255).round(), atol=1e-4)
 
 
-def test_train_and_test_are_disjoint_and_shuffled(mnist):
-    (X, y), (Xt, _) = mnist["train"], mnist["test"]
-    train_rows = {row.tobytes() for row in (X.numpy() * 255).astype(np.uint8)}
-    test_rows = {row.tobytes() for row in (Xt.numpy() * 255).astype(np.uint8)}
-    assert len(train_rows & test_rows) <= 2  # (the raw data may hold a duplicate image; not a split overlap)
-    assert len(set(y[:50].tolist())) >= 8, "the first 50 train labels should mix digits, not be sorted"
+def test_train_val_and_test_are_disjoint_and_shuffled(mnist):
+    rows = {split: {row.tobytes() for row in (X.numpy() * 255).astype(np.uint8)} for split, (X, _) in mnist.items()}
+    # (the raw data may hold a duplicate image; not a split overlap)
+    assert len(rows["train"] & rows["test"]) <= 2
+    assert len(rows["train"] & rows["val"]) <= 2
+    assert len(rows["val"] & rows["test"]) <= 2
+    for split, (_, y) in mnist.items():
+        assert len(set(y[:50].tolist())) >= 8, f"the first 50 {split} labels should mix digits, not be sorted"
 
 
 def test_split_is_fixed_and_cache_reproduces_it(mnist, tmp_path, monkeypatch):
@@ -57,16 +60,18 @@ def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
 
 def test_load_digits_split():
     X, y = load_digits("train")
+    Xv, yv = load_digits("val")
     Xt, yt = load_digits("test")
-    assert X.shape == (1438, 64) and Xt.shape == (359, 64)
+    assert X.shape == (1295, 64) and Xv.shape == (143, 64) and Xt.shape == (359, 64)
     assert float(X.min()) == 0.0 and float(X.max()) == 1.0
-    total = (y.bincount() + yt.bincount()).tolist()
+    total = (y.bincount() + yv.bincount() + yt.bincount()).tolist()
     assert [round(t * 0.2) for t in total] == yt.bincount().tolist()
+    assert [round((t - round(t * 0.2)) * 0.1) for t in total] == yv.bincount().tolist()
 
 
 @pytest.mark.parametrize("loader", [load_mnist, load_digits])
 def test_unknown_split_is_rejected(loader):
-    with pytest.raises(ValueError, match="split: expected one of 'train', 'test', got 'validation'"):
+    with pytest.raises(ValueError, match="split: expected one of 'train', 'val', 'test', got 'validation'"):
         loader("validation")
 
 
@@ -95,13 +100,19 @@ def write_mnist_folder(folder, n_train=12, n_test=5, compress=False, seed=0):
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_load_mnist_from_idx_files(tmp_path, compress):
-    data = write_mnist_folder(tmp_path, compress=compress)
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        X, y = load_mnist(split, source=tmp_path)
-        images, labels = data[prefix]
-        assert X.shape == (len(images), 784) and X.dtype == torch.float32
-        assert torch.equal((X * 255).round().to(torch.uint8), torch.from_numpy(images.reshape(len(images), -1)))
-        assert y.tolist() == labels.tolist()
+    data = write_mnist_folder(tmp_path, n_train=60, compress=compress)
+    X, y = load_mnist("test", source=tmp_path)
+    images, labels = data["t10k"]
+    assert X.shape == (len(images), 784) and X.dtype == torch.float32
+    assert torch.equal((X * 255).round().to(torch.uint8), torch.from_numpy(images.reshape(len(images), -1)))
+    assert y.tolist() == labels.tolist()
+    # train and val partition the IDX training images: a stratified tenth of each digit is validation
+    (X, y), (Xv, yv) = load_mnist("train", source=tmp_path), load_mnist("val", source=tmp_path)
+    images, labels = data["train"]
+    assert len(X) + len(Xv) == len(images) and 0 < len(Xv) < len(X)
+    together = torch.cat([X, Xv]).mul(255).round().to(torch.uint8).numpy()
+    assert sorted(map(bytes, together)) == sorted(map(bytes, images.reshape(len(images), -1)))
+    assert sorted(torch.cat([y, yv]).tolist()) == sorted(labels.tolist())
 
 
 def test_read_idx_other_types_and_header(tmp_path):

@@ -56,3 +56,19 @@ def test_blas_pools_follow_the_thread_count():
     pools = threadpoolctl.threadpool_info()
     assert pools, "no BLAS/OpenMP pool found"
     assert all(pool["num_threads"] == 1 for pool in pools), pools
+
+
+def test_another_seed_in_one_place(monkeypatch):
+    """``seed_everything()`` takes its seed from $VAE_LESSON_SEED; an explicit seed still wins."""
+    monkeypatch.delenv("VAE_LESSON_SEED", raising=False)
+    assert seed_everything().initial_seed() == 0
+    first = torch.rand(1).item()
+    monkeypatch.setenv("VAE_LESSON_SEED", "3")
+    assert seed_everything().initial_seed() == 3
+    assert torch.rand(1).item() != first
+    assert seed_everything(0).initial_seed() == 0
+    assert torch.rand(1).item() == first
+    for bad in ("-1", "three", "1.5"):
+        monkeypatch.setenv("VAE_LESSON_SEED", bad)
+        with pytest.raises(ValueError, match="VAE_LESSON_SEED: expected a whole number >= 0"):
+            seed_everything()

