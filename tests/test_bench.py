@@ -66,3 +66,10 @@ def test_compiled_step_reports_well_formed_numbers():
     assert set(out) == {"compile_seconds", "samples_per_second", "fit_samples_per_second", "fraction_of_ceiling",
                         "fit_fraction_of_ceiling"}
     assert all(math.isfinite(v) and v > 0 for v in out.values())
+
+
+def test_quick_run_never_writes_the_committed_results(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--quick", "--budget", "0.2"]) == 0
+    assert not (tmp_path / "bench_results.json").exists(), "--quick wrote bench_results.json"
+    assert "vae_lesson.fit" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """Benchmark: the course's training loop against the loops learners write, and against the machine's limit.
 
     python -m vae_lesson.bench                       # full run (a few minutes), writes bench_results.json
-    python -m vae_lesson.bench --quick               # seconds: a smoke test of the whole pipeline
+    python -m vae_lesson.bench --quick               # seconds: a smoke test of the whole pipeline (writes nothing)
     python -m vae_lesson.bench --notebooks           # also time every notebook in a fresh kernel
     python -m vae_lesson.bench --compile             # also time a torch.compile'd step (needs a C++ compiler)
 
@@ -404,10 +404,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time a torch.compile'd step (needs a C++ "
                         "compiler; about a minute)")
     parser.add_argument("--budget", type=float, default=None, help="seconds for the equal-budget comparison")
-    parser.add_argument("--out", default="bench_results.json", help="where to write the JSON")
+    parser.add_argument("--out", default=None, help="where to write the JSON (default: bench_results.json for a "
+                        "full run; a --quick run writes only where --out says, never over the committed results)")
     args = parser.parse_args(argv)
     result = run(quick=args.quick, notebooks=args.notebooks, budget=args.budget, with_compile=args.compile)
-    pathlib.Path(args.out).write_text(json.dumps(result, indent=2))
+    out = args.out or (None if args.quick else "bench_results.json")
+    if out:
+        pathlib.Path(out).write_text(json.dumps(result, indent=2))
     print(table(result))
     return 0
 

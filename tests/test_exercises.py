@@ -1,0 +1,110 @@
+"""Every exercise's self-check can fail: it rejects the untouched stub and a plausible wrong answer.
+
+A self-check that passes whatever the learner writes teaches nothing. For each notebook this test executes the
+notebook top to bottom in one fresh kernel; at every exercise cell (one holding ``### BEGIN SOLUTION``) it first
+runs the cell three ways, in this order:
+
+1. **the stub**: each solution block replaced by ``pass`` (the learner wrote nothing). The cell must fail, with an
+   ``AssertionError`` from the check or because the answer's names are missing; a check that passes here would
+   pass untouched.
+2. **a wrong answer** from :data:`WRONG_ANSWERS` (a plausible mistake, in place of the solution block). The cell
+   must raise ``AssertionError``: the check itself catches the mistake.
+3. **the solution**: the cell as committed must pass.
+
+Every exercise needs an entry in :data:`WRONG_ANSWERS`, keyed by notebook stem and exercise number (1, 2, ...
+in the order the exercise cells appear); a value is the code that replaces the solution block, or a list of
+such codes, one per block, for a cell with several blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from exercise_wrong_answers import WRONG_ANSWERS
+
+ROOT = pathlib.Path(__file__).parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def replace_solutions(source: str, replacements: list[str]) -> str:
+    """``source`` with its i-th solution block (markers included) replaced by ``replacements[i]``, indented alike."""
+    out, block, inside = [], 0, False
+    for line in source.splitlines():
+        marker = line.strip()
+        if marker == BEGIN:
+            indent = re.match(r"\s*", line).group(0)
+            out += [indent + new for new in replacements[block].splitlines()] or [indent + "pass"]
+            inside = True
+        elif marker == END:
+            inside, block = False, block + 1
+        elif not inside:
+            out.append(line)
+    assert block == len(replacements), f"{block} solution blocks, {len(replacements)} replacements"
+    return "\n".join(out)
+
+
+def exercise_cells(nb) -> list[int]:
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and BEGIN in c.source]
+
+
+def test_every_exercise_has_a_wrong_answer():
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        wanted = set(range(1, len(exercise_cells(nb)) + 1))
+        have = set(WRONG_ANSWERS.get(path.stem, {}))
+        assert have == wanted, f"{path.name}: exercises {sorted(wanted)}, wrong answers for {sorted(have)}"
+
+
+def test_replace_solutions_keeps_indentation_and_the_check():
+    source = "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\nassert f(1) == 2"
+    assert replace_solutions(source, ["return x"]) == "def f(x):\n    return x\nassert f(1) == 2"
+    assert replace_solutions(source, ["pass"]) == "def f(x):\n    pass\nassert f(1) == 2"
+
+
+def run(client: NotebookClient, source: str, index: int) -> CellExecutionError | None:
+    cell = nbformat.v4.new_code_cell(source)
+    try:
+        client.execute_cell(cell, index)
+    except CellExecutionError as error:
+        return error
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_self_checks_fail_on_the_stub_and_on_a_wrong_answer(path):
+    nb = nbformat.read(path, as_version=4)
+    exercises = exercise_cells(nb)
+    if not exercises:
+        pytest.skip("no exercises")
+    wrong = WRONG_ANSWERS[path.stem]
+    env = {**os.environ, "VAE_LESSON_PROGRESS": "0"}
+    env.pop("MPLBACKEND", None)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": str(path.parent)}})
+    problems = []
+    with client.setup_kernel(env=env):
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            if index in exercises:
+                number = exercises.index(index) + 1
+                blocks = cell.source.count(BEGIN)
+                stub = run(client, replace_solutions(cell.source, ["pass"] * blocks), index)
+                if stub is None:
+                    problems.append(f"exercise {number}: the check passes on the untouched stub")
+                answer = wrong[number] if isinstance(wrong[number], list) else [wrong[number]]
+                error = run(client, replace_solutions(cell.source, answer), index)
+                if error is None or error.ename != "AssertionError":
+                    got = "passed" if error is None else f"raised {error.ename}: {error.evalue[:120]}"
+                    problems.append(f"exercise {number}: the check {got} on the wrong answer, not AssertionError")
+            client.execute_cell(cell, index)  # the committed cell (solution included) must run
+    assert not problems, f"{path.name}: " + "; ".join(problems)
