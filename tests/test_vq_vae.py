@@ -185,3 +185,61 @@ def test_autoregressive_prior_starts_uniform():
     prior = AutoregressivePrior(num_positions=4, num_codes=6)
     indices = torch.randint(0, 6, (5, 4), generator=torch.Generator().manual_seed(0))
     assert torch.allclose(prior.log_prob(indices), torch.full((5,), -4 * math.log(6)))
+
+
+def _brute_force_log_joint(model, x, prior):
+    """log pi(k) + log p(x|k) for every one of the K**P code sequences, by enumeration: ``([K**P, P], [K**P])``."""
+    K, P = model.num_codes, model.num_positions
+    sequences = torch.tensor(list(itertools.product(range(K), repeat=P)))  # [K**P, P]
+    with torch.no_grad():
+        probs = torch.sigmoid(model.decode_indices(sequences))  # [K**P, D]
+    log_lik = Bernoulli(probs=probs, validate_args=False).log_prob(x.expand_as(probs)).sum(1)  # grey x allowed
+    log_prior = torch.full((len(sequences),), -P * math.log(K)) if prior is None else prior.log_prob(sequences)
+    return sequences, log_lik + log_prior
+
+
+@pytest.mark.parametrize("use_prior", [False, True])
+def test_neighbour_bound_against_enumeration(model, use_prior):
+    from vae_lesson.vq_vae import neighbour_bound
+
+    g = torch.Generator().manual_seed(3)
+    X = torch.rand(6, 16, generator=g)  # [6, 16]
+    prior = None
+    if use_prior:
+        prior = AutoregressivePrior(3, 5)
+        with torch.no_grad():
+            prior.linear.weight.normal_(0, 1, generator=g)
+            prior.linear.bias.normal_(0, 1, generator=g)
+    bound = neighbour_bound(model, X, prior, batch_size=4)  # two batches
+    point_mass = vq_bound(model, X, prior).elbo  # [6]
+    for i in range(len(X)):
+        sequences, log_joint = _brute_force_log_joint(model, X[i:i + 1], prior)
+        chosen = model.codes(X[i:i + 1])[0]  # [P]
+        near = (sequences != chosen).sum(1) <= 1  # Hamming distance 0 or 1: 1 + P(K-1) = 13 sequences
+        assert int(near.sum()) == 1 + 3 * 4
+        exact = torch.logsumexp(log_joint, 0)  # log p(x), all 125 sequences
+        assert bound[i].item() == pytest.approx(torch.logsumexp(log_joint[near], 0).item(), abs=1e-4)
+        assert point_mass[i].item() <= bound[i].item() + 1e-5 and bound[i].item() <= exact.item() + 1e-5
+        assert bound[i].item() > point_mass[i].item() + 1e-3, "the neighbours add probability"
+
+
+def test_neighbour_bound_is_exact_with_one_position():
+    from vae_lesson.vq_vae import neighbour_bound
+
+    torch.manual_seed(1)
+    model = VQVAE(input_dim=10, num_positions=1, code_dim=2, num_codes=6, hidden_dims=(8,))
+    X = torch.rand(4, 10, generator=torch.Generator().manual_seed(4))
+    for i in range(4):
+        exact = torch.logsumexp(_brute_force_log_joint(model, X[i:i + 1], None)[1], 0)  # every code is a neighbour
+        assert neighbour_bound(model, X[i:i + 1])[0].item() == pytest.approx(exact.item(), abs=1e-4)
+
+
+def test_neighbour_bound_rejects_bad_input(model):
+    from vae_lesson.vq_vae import neighbour_bound
+
+    with pytest.raises(TypeError, match="model"):
+        neighbour_bound(torch.nn.Linear(2, 2), torch.rand(2, 16))
+    with pytest.raises(ValueError, match="X"):
+        neighbour_bound(model, torch.rand(2, 16) + 1)
+    with pytest.raises(ValueError, match="batch_size"):
+        neighbour_bound(model, torch.rand(2, 16), batch_size=0)
