@@ -3,6 +3,11 @@
 One wording everywhere: ``"<argument>: expected <what>, got <what>"``, raised as ``TypeError`` for a wrong
 kind of object and ``ValueError`` for a wrong value (shape, range, NaN). Private: learners never call these,
 but every public function starts with them, so a mistake is reported where it was made.
+
+The float64 rule (one rule for the whole package): data may come as float64 (``torch.tensor(numpy_array)``,
+scikit-learn). Wherever data meet a model's weights they are **cast once to the model's dtype** (float32 for
+the course's models) by :func:`model_input`; float32 data are passed through untouched (the same tensor, the
+same bits). Pure formulas (``gaussian_kl``, the log-likelihoods, ...) compute in the dtype of their inputs.
 """
 
 from __future__ import annotations
@@ -11,6 +16,11 @@ import math
 import numbers
 
 import torch
+
+
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or inf (a ``ValueError``). :func:`vae_lesson.fit` turns one raised inside the model
+    during training into its ``FloatingPointError``: the data were checked, so the model itself diverged."""
 
 
 def fail(name: str, expected: str, got: object, error: type[Exception] = ValueError) -> None:
@@ -49,7 +59,7 @@ def tensor(
     if math.isnan(lo) or math.isnan(hi) or math.isinf(lo) or math.isinf(hi):
         if finite:
             fail(name, "finite values (no NaN or inf)",
-                 f"{int((~torch.isfinite(value)).sum())} non-finite entries")
+                 f"{int((~torch.isfinite(value)).sum())} non-finite entries", NonFiniteError)
         ignore_nan = value.detach().isnan()  # finite=False: NaN is allowed, so the range ignores it
         lo = float(value.detach().masked_fill(ignore_nan, math.inf).min())
         hi = float(value.detach().masked_fill(ignore_nan, -math.inf).max())
@@ -111,3 +121,51 @@ def generator(name: str, value: object) -> torch.Generator | None:
     if value is not None and not isinstance(value, torch.Generator):
         fail(name, "a torch.Generator or None", type(value).__name__, TypeError)
     return value
+
+
+def model_dtype(model: object) -> torch.dtype | None:
+    """The dtype of ``model``'s first floating-point parameter (``None`` if it has none)."""
+    params = getattr(model, "parameters", None)
+    if params is None:
+        return None
+    for p in params():
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
+def model_input(name: str, value: torch.Tensor, model: object) -> torch.Tensor:
+    """The float64 rule: ``value`` (already checked to be a floating-point tensor) cast once to ``model``'s dtype.
+
+    A tensor that already has that dtype is returned as it is (no copy, the same bits)."""
+    dtype = model_dtype(model)
+    if dtype is None or value.dtype == dtype:
+        return value
+    return value.to(dtype)
+
+
+def device(name: str, value: object) -> torch.device:
+    """Check a device argument (``"cpu"``, ``"cuda"``, ``torch.device``) and that this torch can use it."""
+    if isinstance(value, torch.device):
+        dev = value
+    elif isinstance(value, str):
+        try:
+            dev = torch.device(value)
+        except (RuntimeError, ValueError):
+            fail(name, "a device such as 'cpu' or 'cuda'", repr(value))
+    else:
+        fail(name, "a device such as 'cpu' or 'cuda' (a str or torch.device)", type(value).__name__, TypeError)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            fail(name, "a device this torch can use: CUDA is not available here (torch.cuda.is_available() is "
+                 f"False; torch {torch.__version__} is a CPU-only build or no GPU is visible), use 'cpu'",
+                 repr(str(dev)))
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            fail(name, f"a CUDA device index below {torch.cuda.device_count()}", repr(str(dev)))
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            fail(name, "a device this torch can use: MPS is not available here, use 'cpu'", repr(str(dev)))
+    elif dev.type != "cpu":
+        fail(name, "'cpu' or 'cuda'", repr(str(dev)))
+    return dev

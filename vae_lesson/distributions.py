@@ -81,8 +81,28 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     return _bernoulli_log_likelihood(logits, x)
 
 
+def _squared_distance(x, mean, logvar):
+    """``(x - mean)^2 * exp(-logvar)``, finite wherever the exact value is.
+
+    The plain product is used wherever it is finite (so ordinary inputs give the same bits as always). Where it
+    is not -- ``0 * inf`` when an over-confident ``logvar`` (say -90) overflows ``exp(-logvar)`` at ``x == mean``,
+    or an overflow of the product itself -- the term is recomputed as ``exp(2 log|x - mean| - logvar)`` in
+    float64 (0 where ``x == mean``), which is finite unless the true value is beyond the dtype's range.
+    """
+    term = (x - mean).pow(2) * torch.exp(-logvar)
+    if bool(torch.isfinite(term).all()):
+        return term
+    wide = torch.promote_types(term.dtype, torch.float64)
+    x64, mean64, logvar64 = x.to(wide), mean.to(wide), logvar.to(wide)
+    half = (x64 * 0.5 - mean64 * 0.5).abs()  # |x - mean| / 2, which cannot overflow
+    log_distance = torch.log(half) + math.log(2.0)
+    exact = torch.exp(2.0 * log_distance - logvar64)
+    exact = torch.where(half == 0, torch.zeros_like(exact), exact).to(term.dtype)
+    return torch.where(torch.isfinite(term), term, exact)
+
+
 def _gaussian_log_likelihood(x, mean, logvar):
-    return -0.5 * (LOG_2PI + logvar + (x - mean).pow(2) * torch.exp(-logvar)).sum(-1)
+    return -0.5 * (LOG_2PI + logvar + _squared_distance(x, mean, logvar)).sum(-1)
 
 
 def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor | float) -> torch.Tensor:
@@ -92,6 +112,10 @@ def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.T
     ``x``: ``[..., D]``; ``mean`` and ``logvar`` broadcast against it (``logvar`` may be a number, e.g. a
     fixed observation noise). Returns the broadcast shape of the three without its last axis (``[batch]`` for
     ``[batch, D]`` input; ``[k, batch]`` when ``mean`` is ``[k, batch, D]``), nats, summed over ``D``.
+
+    Stable for over-confident variances: ``gaussian_log_likelihood(x, x, logvar=-90.)`` is the finite
+    ``-0.5 * D * (log 2pi - 90)``, not ``0 * inf = NaN`` (see :func:`_squared_distance`). Inputs of mixed float
+    dtypes compute in the wider one.
     """
     _checks.tensor("x", x, ndim=tuple(range(1, 8)))
     _checks.tensor("mean", mean)

@@ -10,6 +10,10 @@ return **logits** (``x_logits``): ``sigmoid(x_logits)`` are the Bernoulli means 
 
 Losses live in :mod:`vae_lesson.bounds`, training in :mod:`vae_lesson.training`. Every model keeps its
 constructor arguments in ``model.config`` so that :mod:`vae_lesson.checkpoint` can rebuild it.
+
+float64 inputs (``torch.tensor(numpy_array)``) are accepted: ``encode`` and ``decode`` cast ``x`` and ``z`` once
+to the model's dtype (float32 unless you called ``.double()``). A model is limited to ``MAX_PARAMETERS``
+weights, checked before anything is allocated.
 """
 
 from __future__ import annotations
@@ -19,6 +23,14 @@ from torch import nn
 
 from . import _checks
 from .distributions import _reparameterize
+
+MAX_PARAMETERS = 2**30  # 4 GiB of float32 weights: far beyond a course model, refused before allocating
+MAX_SAMPLE_ELEMENTS = 2**28  # sample(n): n * input_dim decoded pixels at most (1 GiB of float32)
+
+
+def mlp_parameters(sizes) -> int:
+    """The number of weights and biases of :func:`mlp` through ``sizes`` (computed, nothing allocated)."""
+    return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
 
 def mlp(sizes: tuple[int, ...]) -> nn.Sequential:
@@ -39,21 +51,30 @@ class _LatentModel(nn.Module):
         self.input_dim = _checks.integer("input_dim", input_dim, minimum=1)
         self.latent_dim = _checks.integer("latent_dim", latent_dim, minimum=1)
         self.hidden_dims = _checks.dims("hidden_dims", hidden_dims)
+        count = self._parameter_count()
+        if count > MAX_PARAMETERS:
+            _checks.fail("hidden_dims", f"layer widths giving at most {MAX_PARAMETERS} parameters (input_dim="
+                         f"{self.input_dim}, latent_dim={self.latent_dim})", f"{list(self.hidden_dims)}: "
+                         f"{count:.3g} parameters")
         self.config = {"input_dim": self.input_dim, "latent_dim": self.latent_dim,
                        "hidden_dims": list(self.hidden_dims)}
         self.decoder = mlp((self.latent_dim, *reversed(self.hidden_dims), self.input_dim))
 
-    def _check_x(self, x: torch.Tensor) -> torch.Tensor:
-        _checks.tensor("x", x, ndim=2, low=0.0, high=1.0)
+    def _parameter_count(self) -> int:
+        sizes = (self.latent_dim, *reversed(self.hidden_dims), self.input_dim)  # the decoder
+        return mlp_parameters(sizes) + mlp_parameters((self.input_dim, *self.hidden_dims, self._code_dim()))
+
+    def _check_x(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        _checks.tensor(name, x, ndim=2, low=0.0, high=1.0)
         if x.shape[1] != self.input_dim:
-            _checks.fail("x", f"shape [batch, {self.input_dim}] (input_dim)", list(x.shape))
-        return x
+            _checks.fail(name, f"shape [batch, {self.input_dim}] (input_dim)", list(x.shape))
+        return _checks.model_input(name, x, self)  # float64 data: cast once to the model's dtype
 
     def _check_z(self, z: torch.Tensor) -> torch.Tensor:
         _checks.tensor("z", z, ndim=(2, 3))
         if z.shape[-1] != self.latent_dim:
             _checks.fail("z", f"shape [batch, {self.latent_dim}] (latent_dim)", list(z.shape))
-        return z
+        return _checks.model_input("z", z, self)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``z [batch, latent_dim]`` (or ``[k, batch, latent_dim]``) -> ``x_logits [batch, input_dim]`` (or
@@ -75,6 +96,9 @@ class Autoencoder(_LatentModel):
     def __init__(self, input_dim: int, latent_dim: int, hidden_dims=(400,)):
         super().__init__(input_dim, latent_dim, hidden_dims)
         self.encoder = mlp((self.input_dim, *self.hidden_dims, self.latent_dim))
+
+    def _code_dim(self) -> int:
+        return self.latent_dim
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``x [batch, input_dim]`` -> ``z [batch, latent_dim]``."""
@@ -114,6 +138,10 @@ class GaussianLatentMethods:
         (Probabilities, not binary draws: they are what one shows as "samples" of an MNIST VAE.)
         """
         n = _checks.integer("n", n, minimum=1)
+        input_dim = getattr(self, "input_dim", 1)
+        if n * input_dim > MAX_SAMPLE_ELEMENTS:
+            _checks.fail("n", f"at most {MAX_SAMPLE_ELEMENTS // input_dim} samples at once ({input_dim} pixels "
+                         "each; draw several batches for more)", n)
         _checks.generator("generator", generator)
         device = next(self.parameters()).device
         gen_device = generator.device if generator is not None else device
@@ -133,6 +161,9 @@ class VAE(GaussianLatentMethods, _LatentModel):
     def __init__(self, input_dim: int, latent_dim: int, hidden_dims=(400,)):
         super().__init__(input_dim, latent_dim, hidden_dims)
         self.encoder = mlp((self.input_dim, *self.hidden_dims, 2 * self.latent_dim))
+
+    def _code_dim(self) -> int:
+        return 2 * self.latent_dim
 
     def _encode(self, x):
         mu, logvar = self.encoder(x).chunk(2, dim=-1)  # [batch, latent_dim] each

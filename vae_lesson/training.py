@@ -10,7 +10,10 @@ linearly from 0 to ``beta`` over ``kl_warmup_epochs`` (KL warm-up); the recorded
 unweighted ``reconstruction - kl``. Train-set numbers are running means over the epoch's batches (the model
 changes during the epoch); validation numbers are computed after the epoch, in eval mode.
 
-If the loss turns NaN or infinite, training stops at once with ``FloatingPointError`` naming the epoch and step.
+Divergence: if the loss or a gradient turns NaN or infinite, or the model produces a non-finite value while
+computing the loss (e.g. ``exp(logvar)`` overflowing), training stops at once with ``FloatingPointError`` naming the
+epoch, the step, the learning rate and a hint, **before** that step's update: the model keeps the (finite)
+parameters it had after the last good step. float64 data are cast once to the model's dtype.
 """
 
 from __future__ import annotations
@@ -84,24 +87,72 @@ def show_progress() -> bool:
 
 
 def _check_data(name: str, X, model) -> torch.Tensor:
+    """Check data ``X [n, D]`` for ``model``; float64 is cast once to the model's dtype (float32 passes as is)."""
     _checks.tensor(name, X, ndim=2, low=0.0, high=1.0)
     if X.shape[0] < 1:
         _checks.fail(name, "at least one example", "an empty tensor")
     input_dim = getattr(model, "input_dim", X.shape[1])
     if X.shape[1] != input_dim:
         _checks.fail(name, f"shape [n, {input_dim}] (the model's input_dim)", list(X.shape))
-    return X
+    return _checks.model_input(name, X, model)
+
+
+def _check_model(model) -> torch.nn.Module:
+    if not isinstance(model, torch.nn.Module):
+        _checks.fail("model", "a torch.nn.Module such as vae_lesson.VAE", type(model).__name__, TypeError)
+    params = list(model.parameters())
+    if not any(p.requires_grad for p in params):
+        _checks.fail("model", "a model with trainable parameters", f"{type(model).__name__} with none")
+    bad = [name for name, p in model.named_parameters() if p.is_floating_point() and not bool(p.isfinite().all())]
+    if bad:
+        _checks.fail("model", "finite parameters (a model that diverged earlier? build a new one, or reload "
+                     "a checkpoint)", f"NaN or inf in {', '.join(bad[:3])}" + (" ..." if len(bad) > 3 else ""),
+                     _checks.NonFiniteError)
+    return model
+
+
+def _grads_finite(params) -> bool:
+    """Whether every gradient is finite: ``aminmax`` per tensor (reads only; NaN and inf reach min or max).
+
+    Measured: no difference in an epoch's time on MNIST (the step's matmuls dominate)."""
+    for p in params:
+        if p.grad is not None and p.grad.numel():
+            lo, hi = torch.aminmax(p.grad.detach())
+            if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+                return False
+    return True
+
+
+def _diverged(what: str, epoch: int, i: int, steps_per_epoch: int, step: int, lr: float) -> FloatingPointError:
+    return FloatingPointError(
+        f"fit: {what} at epoch {epoch}, step {i} of {steps_per_epoch} (global step {step + 1}); training "
+        f"stopped before the update, so the model keeps its parameters from the step before. The learning rate "
+        f"(lr={lr:g}) is probably too high: try lr={lr / 10:g}.")
 
 
 @torch.no_grad()
 def evaluate(model, X: torch.Tensor, n_samples: int = 1, batch_size: int = 1000,
              generator: torch.Generator | None = None, device=None, objective=None) -> dict[str, float]:
-    """Mean ``reconstruction``, ``kl`` and ``elbo`` over ``X`` (nats per example), in eval mode, in batches."""
-    _check_data("X", X, model)
+    """Mean ``reconstruction``, ``kl`` and ``elbo`` over ``X`` (nats per example), in eval mode, in batches.
+
+    float64 ``X`` is cast once to the model's dtype; ``device`` (default: the model's) must be one this torch has.
+    """
+    if not isinstance(model, torch.nn.Module):
+        _checks.fail("model", "a torch.nn.Module such as vae_lesson.VAE", type(model).__name__, TypeError)
+    X = _check_data("X", X, model)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
+    n_samples = _checks.integer("n_samples", n_samples, minimum=1)
     _checks.generator("generator", generator)
+    if objective is not None and not callable(objective):
+        _checks.fail("objective", "a function (model, x, generator=...) -> ELBOTerms", type(objective).__name__,
+                     TypeError)
     objective = objective or _default_objective(model)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if device is not None:
+        device = _checks.device("device", device)
+    elif next(model.parameters(), None) is None:
+        _checks.fail("model", "a model with parameters", f"{type(model).__name__} with none")
+    else:
+        device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
@@ -133,11 +184,10 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
     * ``max_seconds``: a wall-clock budget ("train for 30 s"), checked after every step; the last epoch may then
       be partial, and its means are over the examples it saw.
     """
-    if not isinstance(model, torch.nn.Module):
-        _checks.fail("model", "a torch.nn.Module such as vae_lesson.VAE", type(model).__name__, TypeError)
-    _check_data("X", X, model)
+    _check_model(model)
+    X = _check_data("X", X, model)
     if X_val is not None:
-        _check_data("X_val", X_val, model)
+        X_val = _check_data("X_val", X_val, model)
     num_epochs = _checks.integer("num_epochs", num_epochs, minimum=1)
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
     lr = _checks.number("lr", lr, positive=True)
@@ -146,9 +196,12 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
     _checks.generator("generator", generator)
     if max_seconds is not None:
         max_seconds = _checks.number("max_seconds", max_seconds, positive=True)
+    if objective is not None and not callable(objective):
+        _checks.fail("objective", "a function (model, x, generator=...) -> ELBOTerms", type(objective).__name__,
+                     TypeError)
     objective = objective or _default_objective(model)
     if device is not None:
-        model.to(device)
+        model.to(_checks.device("device", device))
     device = next(model.parameters()).device
     X = X.to(device)
     shuffle_device = generator.device if generator is not None else torch.device("cpu")
@@ -159,6 +212,7 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
     # Adam's fused kernel, one call for the whole update, without torch.optim's per-step Python (see optim.py):
     # bit-identical to torch.optim.Adam(fused=True), which was itself 3.3x faster than the per-tensor loop
     optimizer = adam(model.parameters(), lr=lr)
+    optimizer_params = [p for p in model.parameters() if p.requires_grad]
     history = History()
     use_bar = show_progress() if progress is None else bool(progress)
     epochs = range(1, num_epochs + 1)
@@ -179,16 +233,21 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
         for i, start in enumerate(range(0, n, batch_size), start=1):
             xb = X.index_select(0, order[start:start + batch_size])  # [batch, D]; 6x faster than X[idx]
             beta_t = beta * min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else beta
-            terms = objective(model, xb, generator=generator)
+            try:
+                terms = objective(model, xb, generator=generator)
+            except _checks.NonFiniteError as err:  # the data were checked: the model produced the NaN/inf
+                raise _diverged(f"the model produced non-finite values ({err})", epoch, i, steps_per_epoch,
+                                step, lr) from None
             loss = -(terms.reconstruction - beta_t * terms.kl).mean()
             optimizer.zero_grad()
             loss.backward()
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                raise FloatingPointError(
-                    f"fit: the loss became {loss_value} at epoch {epoch}, step {i} of {steps_per_epoch} "
-                    f"(global step {step + 1}); training stopped before the update. The learning rate "
-                    f"(lr={lr:g}) is probably too high: try lr={lr / 10:g}.")
+                raise _diverged(f"the loss became {loss_value}", epoch, i, steps_per_epoch, step, lr)
+            if not _grads_finite(optimizer_params):
+                optimizer.zero_grad()
+                raise _diverged(f"a gradient became non-finite (the loss was {loss_value:.4g})", epoch, i,
+                                steps_per_epoch, step, lr)
             optimizer.step()
             step += 1
             with torch.no_grad():
@@ -202,7 +261,13 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
             history[name].append(value)
         history.beta.append(beta_t)
         if X_val is not None:
-            val = evaluate(model, X_val, generator=generator, objective=objective, batch_size=1000)
+            try:
+                val = evaluate(model, X_val, generator=generator, objective=objective, batch_size=1000)
+            except _checks.NonFiniteError as err:
+                raise FloatingPointError(
+                    f"fit: evaluating X_val after epoch {epoch} (global step {step}), the model produced "
+                    f"non-finite values ({err}). The learning rate (lr={lr:g}) is probably too high: "
+                    f"try lr={lr / 10:g}.") from None
             for name in TERMS:
                 history[f"val_{name}"].append(val[name])
         history.seconds.append(time.perf_counter() - started)
