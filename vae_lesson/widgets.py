@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import ipywidgets as widgets
@@ -45,20 +46,47 @@ PIXEL_SCALE = 6  # a 28 x 28 decode is shown as 168 x 168 screen pixels
 
 # --- shared plumbing -------------------------------------------------------------------------------------------
 
+def _labels(y, n: int) -> list | None:
+    """Labels as a list of ``n`` ints or strings (e.g. ``y_test`` tensor, a NumPy array, ``["cat", "dog"]``)."""
+    if y is None:
+        return None
+    if isinstance(y, (str, bytes)) or not hasattr(y, "__iter__"):
+        _checks.fail("y", "one label per image of X (a tensor, array or list of ints or strings)",
+                     type(y).__name__, TypeError)
+    values = y.tolist() if hasattr(y, "tolist") else list(y)
+    if not isinstance(values, list):  # a 0-d tensor or array
+        _checks.fail("y", "one label per image of X (a 1-D tensor, array or list)", repr(y), TypeError)
+    labels = []
+    for i, v in enumerate(values):
+        if isinstance(v, str):
+            labels.append(v)
+        elif isinstance(v, numbers.Integral) and not isinstance(v, bool):
+            labels.append(int(v))
+        elif isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer():
+            labels.append(int(v))  # float labels such as 3.0
+        else:
+            _checks.fail(f"y[{i}]", "an int or a string label", repr(v), TypeError)
+    if len(labels) != n:
+        _checks.fail("y", f"one label per image of X ({n})", f"{len(labels)} labels")
+    return labels
+
+
 @torch.no_grad()
 def _encode_data(model, X, y) -> tuple[torch.Tensor, torch.Tensor, list | None]:
-    """Check the inputs and encode ``X [n, D]`` once: ``(mu, logvar)``, each ``[n, latent_dim]``, and labels."""
+    """Check the inputs and encode ``X [n, D]`` once: ``(mu, logvar)``, each ``[n, latent_dim]``, and labels.
+
+    float64 ``X`` is cast once to the model's dtype for encoding (the float64 rule of the package)."""
     _check_model(model)
-    _checks.tensor("X", X, ndim=2)
+    _checks.tensor("X", X, ndim=2, low=0.0, high=1.0)
     if X.shape[0] < 2:
         _checks.fail("X", "at least two images", list(X.shape))
-    if y is not None:
-        y = [int(v) for v in (y.tolist() if hasattr(y, "tolist") else y)]
-        if len(y) != X.shape[0]:
-            _checks.fail("y", f"one label per image of X ({X.shape[0]})", f"{len(y)} labels")
+    input_dim = getattr(model, "input_dim", X.shape[1])
+    if X.shape[1] != input_dim:
+        _checks.fail("X", f"shape [n, {input_dim}] (the model's input_dim)", list(X.shape))
+    y = _labels(y, X.shape[0])
     was_training = model.training
     model.eval()
-    mu, logvar = _encode_gaussian(model, X)  # [n, latent_dim] each
+    mu, logvar = _encode_gaussian(model, _checks.model_input("X", X, model))  # [n, latent_dim] each
     model.train(was_training)
     return mu, logvar, y
 
@@ -255,6 +283,10 @@ def latent_plane(model, X: torch.Tensor, y=None, *, digit: int = 0) -> LatentPla
     """
     _require_2d(model)
     mu, _, y = _encode_data(model, X, y)
+    if y is not None and any(isinstance(label, str) for label in y):
+        _checks.fail("y", "integer labels for latent_plane (the plane colours digits 0-9; latent_sliders, "
+                     "latent_interpolation and posterior_viewer accept strings)",
+                     repr(next(label for label in y if isinstance(label, str))), TypeError)
     digit = _index("digit", digit, mu.shape[0])
     limit = max(3.0, math.ceil(float(mu.abs().max())))
     z1, z2 = (_slider(f"z{j + 1}", limit, float(mu[digit, j]), 0.05, False) for j in (0, 1))
