@@ -14,7 +14,17 @@ import torch
 from support import gen as _gen
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from vae_lesson.elbo_study import ascend_elbo, ellipse, mean_field_optimum, monte_carlo_elbo, monte_carlo_kl
+from vae_lesson import LinearGaussian
+from vae_lesson.elbo_study import (
+    ascend_elbo,
+    best_gaussian_q,
+    ellipse,
+    gauss_hermite_elbo,
+    mean_field_optimum,
+    monte_carlo_elbo,
+    monte_carlo_kl,
+)
+from vae_lesson.toy import ToyModel
 
 LOG_EVIDENCE = -3.25  # c = log p(x) in the reference problem, nats
 
@@ -126,3 +136,51 @@ def test_ellipse_points_sit_at_the_stated_mahalanobis_distance():
         ellipse(mean, torch.eye(3, dtype=torch.float64))
     with pytest.raises(ValueError, match="cov"):
         mean_field_optimum(torch.zeros(1, 2), torch.eye(3))
+
+
+# ------------------------------------------------------------------- a 1-D latent: Gauss-Hermite and the best q
+def _linear_1d():
+    """A linear-Gaussian model with a 1-D latent (D = 3): its ELBO and posterior are closed forms."""
+    W = torch.tensor([[1.5], [-0.5], [0.8]], dtype=torch.float64)
+    b = torch.tensor([0.1, 0.2, -0.3], dtype=torch.float64)
+    linear = LinearGaussian(W, b, 0.7)
+    x = linear.sample(4, generator=_gen(3))[0]  # [4, 3]
+    toy = ToyModel.from_linear_gaussian(linear)
+    return linear, x, (lambda z: toy.log_joint(x, z))
+
+
+def test_gauss_hermite_elbo_equals_the_closed_form_elbo():
+    linear, x, log_joint = _linear_1d()
+    q_mu = torch.tensor([[0.3], [-1.0], [2.0], [0.0]], dtype=torch.float64)
+    q_logvar = torch.tensor([[0.0], [-2.0], [0.5], [-4.0]], dtype=torch.float64)
+    # log p(x, z) is quadratic in z: Gauss-Hermite with 2 nodes is already exact
+    for n_nodes in (2, 8, 60):
+        torch.testing.assert_close(gauss_hermite_elbo(log_joint, q_mu, q_logvar, n_nodes=n_nodes),
+                                   linear.elbo(x, q_mu, q_logvar), rtol=0, atol=1e-10)
+
+
+def test_best_gaussian_q_finds_the_exact_posterior():
+    linear, x, log_joint = _linear_1d()
+    start = torch.zeros(4, 1, dtype=torch.float64)
+    q_mu, q_logvar, elbo = best_gaussian_q(log_joint, start, start, num_steps=600, lr=0.05, n_nodes=4)
+    post_mean, post_cov = linear.posterior(x)  # [4, 1], [1, 1]
+    torch.testing.assert_close(q_mu, post_mean, rtol=0, atol=1e-4)
+    torch.testing.assert_close(q_logvar.exp(), post_cov.diagonal().expand(4, 1), rtol=0, atol=1e-4)
+    torch.testing.assert_close(elbo, linear.log_marginal(x), rtol=0, atol=1e-6)  # the gap closes
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda lj: gauss_hermite_elbo(3, torch.zeros(2, 1), torch.zeros(2, 1)), TypeError,
+     "log_joint: expected a callable"),
+    (lambda lj: gauss_hermite_elbo(lj, torch.zeros(2, 2), torch.zeros(2, 2)), ValueError,
+     "q_mu: expected shape [batch, 1]"),
+    (lambda lj: gauss_hermite_elbo(lj, torch.zeros(2, 1), torch.zeros(3, 1)), ValueError, "q_logvar"),
+    (lambda lj: gauss_hermite_elbo(lj, torch.zeros(2, 1), torch.zeros(2, 1), n_nodes=1), ValueError, "n_nodes"),
+    (lambda lj: gauss_hermite_elbo(lambda z: z.sum(-1)[:1], torch.zeros(2, 1), torch.zeros(2, 1)), ValueError,
+     "log_joint: expected to return shape"),
+    (lambda lj: best_gaussian_q(lj, torch.zeros(2, 1), torch.zeros(2, 1), lr=0), ValueError, "lr"),
+])
+def test_one_dimensional_helpers_reject_bad_input(call, error, message):
+    log_joint = lambda z: -0.5 * z.pow(2).sum(-1)  # [K, batch]
+    with pytest.raises(error, match=message.replace("[", r"\[").replace("]", r"\]")):
+        call(log_joint)

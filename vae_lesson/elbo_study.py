@@ -13,6 +13,10 @@ $$\log p(x) = \underbrace{\mathbb E_{q}\big[\log p(x, z) - \log q(z)\big]}_{\tex
   $\tfrac12(\sum_j \log\Lambda_{jj} - \log\det\Lambda)$ nats.
 * :func:`monte_carlo_kl` and :func:`monte_carlo_elbo` are brute-force sampling estimates (mean and standard
   error) used to check closed forms.
+* :func:`gauss_hermite_elbo` and :func:`best_gaussian_q` handle a 1-D latent: the ELBO of a Gaussian $q$ by
+  Gauss-Hermite quadrature (smooth and differentiable in $\mu$ and $\log\sigma^2$), and the best Gaussian $q$ found
+  by Adam from given starts (one row per start), for the learning side of the ELBO (the best-Gaussian ELBO of a
+  model, compared with its exact $\log p(x)$).
 * :func:`ellipse` gives the points of a 2-D Gaussian's $k$-standard-deviation contour, for pictures.
 
 Everything is per example (``[batch]``) and in nats; computations run in the dtype of the inputs (use float64
@@ -25,6 +29,7 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from . import _checks
@@ -150,6 +155,63 @@ def monte_carlo_elbo(log_joint: Callable[[torch.Tensor], torch.Tensor], q_mu: to
     z = _reparameterize(q_mu.expand(shape), q_logvar.expand(shape), generator)  # [S, batch, d]
     log_q = _gaussian_log_likelihood(z, q_mu, q_logvar)  # [S, batch]
     return _mean_and_stderr(log_joint(z) - log_q)
+
+
+def gauss_hermite_elbo(log_joint: Callable[[torch.Tensor], torch.Tensor], q_mu: torch.Tensor,
+                       q_logvar: torch.Tensor, n_nodes: int = 60) -> torch.Tensor:
+    r"""The ELBO of a 1-D Gaussian $q = \mathcal N(\mu, \sigma^2)$ per row, by Gauss-Hermite quadrature, in nats.
+
+    $\text{ELBO} = \sum_{k=1}^K \frac{w_k}{\sqrt\pi}\log p\big(x, \mu + \sqrt2\,\sigma\,t_k\big)
+    + \tfrac12\log(2\pi e\sigma^2)$ with the $K$ = ``n_nodes`` Hermite nodes $t_k$ and weights $w_k$ (exact for
+    polynomials of degree $< 2K$ in $z$; accurate when $\log p(x, z)$ is smooth on the scale of $\sigma$).
+    ``log_joint(z)`` maps ``z [K, batch, 1]`` to $\log p(x_b, z)$ ``[K, batch]``; ``q_mu``, ``q_logvar``:
+    ``[batch, 1]``. Returns ``[batch]``, differentiable in ``q_mu`` and ``q_logvar``.
+    """
+    if not callable(log_joint):
+        _checks.fail("log_joint", "a callable z [K, batch, 1] -> [K, batch]", type(log_joint).__name__, TypeError)
+    _checks.tensor("q_mu", q_mu, ndim=2)
+    _checks.tensor("q_logvar", q_logvar, ndim=2)
+    _checks.same_shape("q_mu", q_mu, "q_logvar", q_logvar)
+    if q_mu.shape[1] != 1:
+        _checks.fail("q_mu", "shape [batch, 1] (a 1-D latent)", list(q_mu.shape))
+    n_nodes = _checks.integer("n_nodes", n_nodes, minimum=2)
+    nodes, weights = np.polynomial.hermite.hermgauss(n_nodes)
+    nodes = torch.tensor(nodes, dtype=q_mu.dtype)  # [K]
+    weights = torch.tensor(weights / math.sqrt(math.pi), dtype=q_mu.dtype)  # [K], sum to 1
+    z = q_mu + math.sqrt(2.0) * torch.exp(0.5 * q_logvar) * nodes[:, None, None]  # [K, batch, 1]
+    values = log_joint(z)  # [K, batch]
+    if not (isinstance(values, torch.Tensor) and values.shape == z.shape[:2]):
+        _checks.fail("log_joint", f"to return shape {list(z.shape[:2])}", getattr(values, "shape", type(values)))
+    entropy = 0.5 * (math.log(2 * math.pi) + 1 + q_logvar[:, 0])  # [batch]
+    return (weights[:, None] * values).sum(0) + entropy
+
+
+def best_gaussian_q(log_joint: Callable[[torch.Tensor], torch.Tensor], q_mu: torch.Tensor, q_logvar: torch.Tensor,
+                    num_steps: int = 200, lr: float = 0.05, n_nodes: int = 60
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Maximise :func:`gauss_hermite_elbo` over a 1-D Gaussian $q$ per row with Adam, from ``q_mu``, ``q_logvar``.
+
+    Each row is an independent problem (give one row per starting point and keep the best row per data point:
+    the ELBO of a multi-peaked posterior has one local maximum per peak). ``log_joint`` as in
+    :func:`gauss_hermite_elbo`. Returns ``(q_mu [batch, 1], q_logvar [batch, 1], elbo [batch])``, detached, nats.
+    """
+    _checks.tensor("q_mu", q_mu, ndim=2)
+    _checks.tensor("q_logvar", q_logvar, ndim=2)
+    num_steps = _checks.integer("num_steps", num_steps, minimum=0)
+    lr = _checks.number("lr", lr, positive=True)
+    mu = q_mu.detach().clone().requires_grad_(True)  # [batch, 1]
+    logvar = q_logvar.detach().clone().requires_grad_(True)  # [batch, 1]
+    optimizer = torch.optim.Adam([mu, logvar], lr=lr)
+    for _ in range(num_steps):
+        loss = -gauss_hermite_elbo(log_joint, mu, logvar, n_nodes).sum()  # rows are independent
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        final = gauss_hermite_elbo(log_joint, mu, logvar, n_nodes)
+    if not bool(torch.isfinite(final).all()):
+        raise FloatingPointError(f"best_gaussian_q: the ELBO became non-finite; lower lr={lr:g}")
+    return mu.detach(), logvar.detach(), final
 
 
 def ellipse(mean: torch.Tensor, cov: torch.Tensor, n_std: float = 2.0, num_points: int = 200) -> torch.Tensor:
