@@ -1,13 +1,15 @@
 r"""Numbers that say whether generated images look like data, so notebooks can *check* "this is garbage".
 
-:func:`nearest_neighbour_distance` is the simplest honest measure: for each generated image, the root-mean-square
+:func:`nearest_neighbour_distance` is the simplest measure: for each generated image, the root-mean-square
 pixel distance to the closest real image of a reference set,
 
 $$d(\hat x) = \min_{x \in \text{reference}} \sqrt{\tfrac1D \lVert \hat x - x \rVert^2}.$$
 
-A reconstruction of a real digit sits close to some training digit; a decode from an empty region of a latent
-space (or a blur that is no digit at all) sits far from all of them. It is a yardstick for comparisons inside
-one notebook, not a sample-quality score for papers.
+It is blind in a way notebook 06 measures: a blur that is no digit at all (the average image) scores almost as
+well as real digits, so it cannot tell digits from smoke. For a *set* of samples use :func:`frechet_distance`
+(FID's idea in the PCA features of :func:`pca_basis`), always beside its floor: the distance between two sets of
+real images of the same sizes (train-vs-test or val-vs-test), which no set of samples can be expected to beat.
+Both are yardsticks for comparisons inside the course, not sample-quality scores for papers.
 """
 
 from __future__ import annotations
