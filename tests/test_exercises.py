@@ -1,15 +1,16 @@
 """Every exercise's self-check can fail: it rejects the untouched stub and a plausible wrong answer.
 
 A self-check that passes whatever the learner writes teaches nothing. For each notebook this test executes the
-notebook top to bottom in one fresh kernel; at every exercise cell (one holding ``### BEGIN SOLUTION``) it first
-runs the cell three ways, in this order:
+notebook top to bottom in one fresh kernel. An exercise is a cell holding ``### BEGIN SOLUTION`` (its answer) and
+its self-check: the lines after ``### END SOLUTION`` and the code cells that follow it directly (up to the next
+markdown cell or the next exercise). At every exercise the test first runs answer and check three ways, in order:
 
-1. **the stub**: each solution block replaced by ``pass`` (the learner wrote nothing). The cell must fail, with an
-   ``AssertionError`` from the check or because the answer's names are missing; a check that passes here would
-   pass untouched.
-2. **a wrong answer** from :data:`WRONG_ANSWERS` (a plausible mistake, in place of the solution block). The cell
-   must raise ``AssertionError``: the check itself catches the mistake.
-3. **the solution**: the cell as committed must pass.
+1. **the stub**: each solution block replaced by ``pass`` (the learner wrote nothing). The exercise must fail,
+   with an ``AssertionError`` from the check or because the answer's names are missing; a check that passes here
+   would pass untouched.
+2. **a wrong answer** from :data:`WRONG_ANSWERS` (a plausible mistake, in place of the solution block). The
+   check must raise ``AssertionError``: the check itself catches the mistake.
+3. **the solution**: the cells as committed must pass.
 
 Every exercise needs an entry in :data:`WRONG_ANSWERS`, keyed by notebook stem and exercise number (1, 2, ...
 in the order the exercise cells appear); a value is the code that replaces the solution block, or a list of
@@ -24,10 +25,9 @@ import re
 
 import nbformat
 import pytest
+from exercise_wrong_answers import WRONG_ANSWERS
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-
-from exercise_wrong_answers import WRONG_ANSWERS
 
 ROOT = pathlib.Path(__file__).parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -55,6 +55,16 @@ def exercise_cells(nb) -> list[int]:
     return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and BEGIN in c.source]
 
 
+def check_cells(nb, index: int) -> list[int]:
+    """The code cells right after exercise cell ``index``: its self-check, up to markdown or the next exercise."""
+    following = []
+    for i in range(index + 1, len(nb.cells)):
+        if nb.cells[i].cell_type != "code" or BEGIN in nb.cells[i].source:
+            break
+        following.append(i)
+    return following
+
+
 def test_every_exercise_has_a_wrong_answer():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
@@ -69,12 +79,14 @@ def test_replace_solutions_keeps_indentation_and_the_check():
     assert replace_solutions(source, ["pass"]) == "def f(x):\n    pass\nassert f(1) == 2"
 
 
-def run(client: NotebookClient, source: str, index: int) -> CellExecutionError | None:
-    cell = nbformat.v4.new_code_cell(source)
-    try:
-        client.execute_cell(cell, index)
-    except CellExecutionError as error:
-        return error
+def run(client: NotebookClient, nb, answer: str, index: int) -> CellExecutionError | None:
+    """Run ``answer`` in place of exercise cell ``index``, then its check cells; the first error, or None."""
+    sources = [(answer, index)] + [(nb.cells[i].source, i) for i in check_cells(nb, index)]
+    for source, i in sources:
+        try:
+            client.execute_cell(nbformat.v4.new_code_cell(source), i)
+        except CellExecutionError as error:
+            return error
     return None
 
 
@@ -98,11 +110,11 @@ def test_self_checks_fail_on_the_stub_and_on_a_wrong_answer(path):
             if index in exercises:
                 number = exercises.index(index) + 1
                 blocks = cell.source.count(BEGIN)
-                stub = run(client, replace_solutions(cell.source, ["pass"] * blocks), index)
+                stub = run(client, nb, replace_solutions(cell.source, ["pass"] * blocks), index)
                 if stub is None:
                     problems.append(f"exercise {number}: the check passes on the untouched stub")
                 answer = wrong[number] if isinstance(wrong[number], list) else [wrong[number]]
-                error = run(client, replace_solutions(cell.source, answer), index)
+                error = run(client, nb, replace_solutions(cell.source, answer), index)
                 if error is None or error.ename != "AssertionError":
                     got = "passed" if error is None else f"raised {error.ename}: {error.evalue[:120]}"
                     problems.append(f"exercise {number}: the check {got} on the wrong answer, not AssertionError")
