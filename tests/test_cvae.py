@@ -13,7 +13,16 @@ import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 import vae_lesson.cvae as cvae_module
-from vae_lesson import VAE, elbo, iwae_bound, load_checkpoint, load_digits, save_checkpoint, seed_everything
+from vae_lesson import (
+    VAE,
+    elbo,
+    iwae_bound,
+    iwae_log_weights,
+    load_checkpoint,
+    load_digits,
+    save_checkpoint,
+    seed_everything,
+)
 from vae_lesson.cvae import (
     ConditionalVAE,
     conditional_elbo,
@@ -21,6 +30,7 @@ from vae_lesson.cvae import (
     elbo_per_label,
     evaluate_conditional,
     fit_conditional,
+    log_weights_per_label,
     render_conditional_decode,
     style_transfer,
 )
@@ -131,6 +141,38 @@ def test_elbo_per_label_is_the_elbo_of_each_fixed_label_vae():
                               atol=1e-4)
 
 
+def test_log_weights_per_label_match_torch_distributions():
+    model, k = make(), 5
+    log_w = log_weights_per_label(model, X, k, generator=gen(8))
+    assert log_w.shape == (k, 6, 3)
+    g = gen(8)  # the same draws: label after label, [k, batch, latent_dim] each
+    with torch.no_grad():
+        for c in range(3):
+            mu, logvar = model.encode(X, c)
+            q = Normal(mu, torch.exp(0.5 * logvar))
+            z = mu + torch.exp(0.5 * logvar) * torch.randn(k, *mu.shape, generator=g)  # [k, 6, 3]
+            expected = (Bernoulli(logits=model.decode(z, c)).log_prob(X).sum(-1)
+                        + Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1))  # [k, 6]
+            assert torch.allclose(log_w[..., c], expected, atol=1e-4)
+
+
+def test_log_weights_per_label_are_each_fixed_label_vaes_iwae_weights():
+    model, k = make(), 50
+    log_w = log_weights_per_label(model, X, k, generator=gen(9))  # one chunk: the draws go label after label
+    reference = gen(9)
+    with torch.no_grad():
+        for c in range(3):
+            expected = iwae_log_weights(model.with_label(c), X, k, generator=reference)  # [k, 6], the plain VAE's
+            assert torch.allclose(log_w[..., c], expected, atol=1e-4)
+    # chunks of images change which draw goes to which image, not the distribution: the IWAE-k means agree
+    chunked = log_weights_per_label(model, X, 4000, generator=gen(10), max_rows=8000)  # 2 images per chunk
+    whole = log_weights_per_label(model, X, 4000, generator=gen(11))
+    bound = lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0])  # [6, 3]
+    assert chunked.shape == whole.shape == (4000, 6, 3)
+    assert (bound(chunked) - bound(whole)).abs().mean() < 0.1
+    assert log_weights_per_label(model, X[:0], 3).shape == (3, 0, 3)
+
+
 def test_fit_keeps_each_image_with_its_label_and_raises_the_elbo(monkeypatch):
     X_digits, y_digits = load_digits("train")
     X_small, y_small = X_digits[:300], y_digits[:300]
@@ -226,6 +268,12 @@ def test_argument_errors():
         render_conditional_decode(model, torch.zeros(3), 3)
     with pytest.raises(ValueError, match="example"):
         conditional_sliders(model, X, Y, example=6)
+    with pytest.raises(ValueError, match="k: expected an int >= 1"):
+        log_weights_per_label(model, X, 0)
+    with pytest.raises(TypeError, match="model"):
+        log_weights_per_label(VAE(16, 3), X, 2)
+    with pytest.raises(ValueError, match="x"):
+        log_weights_per_label(model, X + 2, 2)
 
 
 def test_widget_errors_appear_in_its_output(monkeypatch):

@@ -18,7 +18,8 @@ package (``elbo``, ``iwae_bound``, ``sample``) applies to $p_\theta(x\mid y=c)$;
 
 Training reuses :func:`vae_lesson.fit` unchanged: :func:`fit_conditional` hands it one tensor whose rows are
 $[x, e_y]$, so that fit's shuffling keeps every image with its label, and an objective that splits each row again.
-Also here: :func:`elbo_per_label`, :func:`style_transfer`, and a widget (:func:`conditional_sliders`: a digit
+Also here: :func:`elbo_per_label`, :func:`log_weights_per_label` (importance weights for a bound on the marginal
+$\log p_\theta(x)$), :func:`style_transfer`, and a widget (:func:`conditional_sliders`: a digit
 dropdown and latent sliders) with its pure figure :func:`render_conditional_decode`.
 Not here: semi-supervised training with missing labels (Kingma et al. 2014, model M2).
 """
@@ -40,7 +41,7 @@ from torch import nn
 from . import _checks
 from .bounds import ELBOTerms
 from .checkpoint import register_model
-from .distributions import _bernoulli_log_likelihood, _gaussian_kl, _reparameterize
+from .distributions import _bernoulli_log_likelihood, _gaussian_kl, _gaussian_log_likelihood, _reparameterize
 from .models import VAE, mlp
 from .plotting import image_side, tile
 from .training import History, evaluate, fit
@@ -159,6 +160,42 @@ def elbo_per_label(model, x: torch.Tensor, n_samples: int = 1,
     _check_cvae(model)
     return torch.stack([conditional_elbo(model, x, c, n_samples, generator).elbo
                         for c in range(model.num_classes)], dim=-1)  # [batch, K]
+
+
+@torch.no_grad()
+def log_weights_per_label(model, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+                          max_rows: int = 65536) -> torch.Tensor:
+    r"""Log importance weights for every label: ``[k, batch, num_classes]``, nats (no gradients).
+
+    For label $c$ and $z_{c,i} \sim q_\phi(z\mid x, c)$, $i = 1..k$ (reparameterized, independent draws per label):
+    $\log w_{c,i} = \log p_\theta(x\mid z_{c,i}, c) + \log p(z_{c,i}) - \log q_\phi(z_{c,i}\mid x, c)$. Then
+    $\frac1k\sum_i w_{c,i}$ is an unbiased estimate of $p_\theta(x\mid c)$, so
+    ``logsumexp(log_w, 0) - log k`` is the IWAE-$k$ bound $\mathcal L_k(x, c)$ on $\log p_\theta(x\mid c)$ (in
+    expectation), ``log_w.mean(0)`` a $k$-sample estimate of the ELBO $\mathcal L(x, c)$ (KL by sampling), and
+    $\log\frac1K\sum_c e^{\mathcal L_k(x, c)}$ the log of an unbiased estimate of $p_\theta(x)$ for $p(y) = 1/K$:
+    a lower bound on $\log p_\theta(x)$ in expectation (Jensen). ``x``: ``[batch, input_dim]``; rows of ``x`` are
+    processed in chunks of at most ``max_rows`` decoded rows ($k \times$ images) to bound memory.
+    """
+    _check_cvae(model)
+    k = _checks.integer("k", k, minimum=1)
+    max_rows = _checks.integer("max_rows", max_rows, minimum=1)
+    _checks.generator("generator", generator)
+    _checks.tensor("x", x, ndim=2, low=0.0, high=1.0)
+    chunk = max(1, max_rows // k)
+    parts = []
+    for start in range(0, x.shape[0], chunk):
+        xb = x[start:start + chunk]  # [b, D]
+        per_label = []
+        for c in range(model.num_classes):
+            mu, logvar = model.encode(xb, c)  # [b, latent_dim] each
+            shape = (k, *mu.shape)
+            z = _reparameterize(mu.expand(shape), logvar.expand(shape), generator)  # [k, b, latent_dim]
+            log_px_z = _bernoulli_log_likelihood(model.decode(z, c), xb)  # [k, b]
+            log_pz = _gaussian_log_likelihood(z, torch.zeros_like(z), torch.zeros_like(z))  # [k, b]
+            log_qz = _gaussian_log_likelihood(z, mu, logvar)  # [k, b]
+            per_label.append(log_px_z + log_pz - log_qz)
+        parts.append(torch.stack(per_label, dim=-1))  # [k, b, K]
+    return torch.cat(parts, dim=1) if parts else x.new_zeros(k, 0, model.num_classes)
 
 
 class _PackedRows(nn.Module):
