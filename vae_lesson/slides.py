@@ -14,6 +14,9 @@ copies instead (``OUT_DIR/node_modules``), which one command installs from the n
 
 Without them the deck still opens and shows every slide's content, but without reveal.js navigation and with
 TeX source instead of typeset maths.
+
+Errors (a missing file, a file that is not a notebook, an output folder that is a file, no ``notebooks/`` folder
+here) end the command with one line naming the file and exit status 1; every deck is made before any is written.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import argparse
 import pathlib
 import re
 import sys
+
+from ._cli import CLIError, check_out_dir, default_notebooks, fail, read_notebook
 
 HEADING = re.compile(r"^#{1,2} \S")
 NPM_PACKAGES = "reveal.js@4.0.2 mathjax@2.7.9 jquery@3.7.1 requirejs@2.3.7"
@@ -55,31 +60,47 @@ def add_slide_metadata(nb) -> int:
     return count
 
 
-def write_deck(path, out_dir) -> pathlib.Path:
-    """Convert one notebook to ``OUT_DIR/<name>.slides.html`` with local reveal.js/MathJax paths."""
-    import nbformat
+def _deck(path) -> str:
+    """The HTML deck of one notebook (``CLIError`` naming the file if it is not a readable notebook)."""
     from nbconvert.exporters import SlidesExporter
 
-    path, out_dir = pathlib.Path(path), pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.read(path, as_version=4)
+    path = pathlib.Path(path)
+    nb = read_notebook(path)
     add_slide_metadata(nb)
     exporter = SlidesExporter(**LOCAL_URLS)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+    try:
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+    except Exception as err:  # noqa: BLE001 - nbconvert's errors vary; name the file
+        raise CLIError(f"{path}: nbconvert could not make slides ({type(err).__name__}: {err})") from None
+    return body
+
+
+def write_deck(path, out_dir) -> pathlib.Path:
+    """Convert one notebook to ``OUT_DIR/<name>.slides.html`` with local reveal.js/MathJax paths."""
+    path, out_dir = pathlib.Path(path), check_out_dir(out_dir)
+    body = _deck(path)
+    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{path.stem}.slides.html"
     target.write_text(body, encoding="utf-8")
     return target
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m vae_lesson.slides", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", help="folder for the decks (created if missing)")
     parser.add_argument("paths", nargs="*", help="notebooks (default: notebooks/[0-9]*.ipynb)")
     args = parser.parse_args(argv)
-    paths = args.paths or sorted(pathlib.Path("notebooks").glob("[0-9]*.ipynb"))
-    for path in paths:
-        print(write_deck(path, args.out_dir))
-    if not (pathlib.Path(args.out_dir) / "node_modules" / "reveal.js").is_dir():
+    try:
+        paths = [pathlib.Path(p) for p in (args.paths or default_notebooks("slides"))]
+        out_dir = check_out_dir(args.out_dir)
+        decks = [(out_dir / f"{p.stem}.slides.html", _deck(p)) for p in paths]  # all made before any is written
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for target, body in decks:
+            target.write_text(body, encoding="utf-8")
+            print(target)
+    except (CLIError, OSError) as err:
+        return fail("slides", err)
+    if not (out_dir / "node_modules" / "reveal.js").is_dir():
         print(f"for offline navigation and maths, once: npm install --prefix {args.out_dir} {NPM_PACKAGES}")
     return 0
 

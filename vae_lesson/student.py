@@ -13,6 +13,10 @@ nbgrader can take them as they are:
 * outputs and execution counts are cleared from the first exercise cell on, so a student copy shows no answers.
 
 A student copy therefore runs up to its first exercise and stops there with the stub's message.
+
+Errors (a missing file, a file that is not a notebook, unbalanced markers, an output folder equal to the
+notebooks' own, no ``notebooks/`` folder here) end the command with one line naming the file (and the cell) and
+exit status 1; every notebook is checked before anything is written, so nothing is written or overwritten.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import copy
 import pathlib
 import re
 import sys
+
+from ._cli import CLIError, check_out_dir, default_notebooks, fail, read_notebook
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -67,46 +73,75 @@ def is_exercise(cell) -> bool:
 
 
 def student_notebook(nb):
-    """A student copy of a notebook (an ``nbformat`` node or plain dict); the input is not modified."""
+    """A student copy of a notebook (an ``nbformat`` node or plain dict); the input is not modified.
+
+    Unbalanced markers raise ``ValueError`` naming the cell (1-based, as counted from the top) and its line."""
     nb = copy.deepcopy(nb)
     seen_exercise = False
-    for cell in nb["cells"]:
+    for number, cell in enumerate(nb["cells"], 1):
         if cell["cell_type"] != "code":
             continue
         if is_exercise(cell):
             seen_exercise = True
-            cell["source"] = strip_solutions(_source(cell))
+            try:
+                cell["source"] = strip_solutions(_source(cell))
+            except ValueError as err:
+                first = _source(cell).strip().splitlines()[0][:40]
+                raise ValueError(f"cell {number} (which begins {first!r}), {err}") from None
         if seen_exercise:
             cell["outputs"] = []
             cell["execution_count"] = None
     return nb
 
 
+def _student_copies(out_dir, paths) -> list[tuple[pathlib.Path, object]]:
+    """Every ``(target, student copy)``, all checked before anything is written (``CLIError`` naming the file)."""
+    out_dir = check_out_dir(out_dir)
+    copies, targets = [], {}
+    for path in map(pathlib.Path, paths):
+        nb = read_notebook(path)
+        if out_dir.resolve() == path.parent.resolve():
+            raise CLIError(f"out_dir: expected a folder other than the notebooks' own, got {out_dir} ({path} would "
+                           "be overwritten by its student copy)")
+        target = out_dir / path.name
+        if target in targets:
+            raise CLIError(f"{path}: two notebooks named {path.name} ({targets[target]} too) would be written to "
+                           f"the same {target}")
+        targets[target] = path
+        try:
+            copies.append((target, student_notebook(nb)))
+        except ValueError as err:
+            raise CLIError(f"{path}: {err}") from None
+    return copies
+
+
 def write_student_copies(out_dir, paths) -> list[pathlib.Path]:
-    """Write a student copy of each notebook in ``paths`` into ``out_dir``; returns the written paths."""
+    """Write a student copy of each notebook in ``paths`` into ``out_dir``; returns the written paths.
+
+    Every notebook is read and converted first: on any error (a ``ValueError`` naming the file
+    and, for markers, the cell) nothing is written and no folder is created."""
     import nbformat
 
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    copies = _student_copies(out_dir, paths)
+    pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
     written = []
-    for path in map(pathlib.Path, paths):
-        nb = nbformat.read(path, as_version=4)
-        target = out_dir / path.name
-        if target.resolve() == path.resolve():
-            raise ValueError(f"out_dir: expected a folder other than the notebooks' own, got {out_dir}")
-        nbformat.write(student_notebook(nb), target)
+    for target, nb in copies:
+        nbformat.write(nb, target)
         written.append(target)
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m vae_lesson.student", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", help="folder for the student copies (created if missing)")
     parser.add_argument("paths", nargs="*", help="notebooks (default: notebooks/[0-9]*.ipynb)")
     args = parser.parse_args(argv)
-    paths = args.paths or sorted(pathlib.Path("notebooks").glob("[0-9]*.ipynb"))
-    for target in write_student_copies(args.out_dir, paths):
-        print(target)
+    try:
+        paths = args.paths or default_notebooks("student")
+        for target in write_student_copies(args.out_dir, paths):
+            print(target)
+    except (CLIError, OSError) as err:
+        return fail("student", err)
     return 0
 
 
