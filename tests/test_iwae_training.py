@@ -8,7 +8,7 @@ import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from vae_lesson import VAE, fit
-from vae_lesson.iwae_training import effective_sample_size, iwae_objective, posterior_spread
+from vae_lesson.iwae_training import effective_sample_size, gradient_snr, iwae_objective, posterior_spread
 
 
 @pytest.fixture
@@ -122,6 +122,38 @@ def test_posterior_spread_is_the_geometric_mean_sigma(model):
     assert torch.allclose(posterior_spread(model, data, batch_size=3), expected, atol=1e-6)
 
 
+def test_gradient_snr_is_mean_over_sd_of_repeated_gradients(model):
+    x, k, repeats = X[:2], 3, 6
+    snr = gradient_snr(model, x, k, repeats, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)  # the same draws, by torch.distributions
+    params = list(model.encoder.parameters()) + list(model.decoder.parameters())
+    rows = []
+    for _ in range(repeats):
+        mu, logvar = model.encode(x)
+        q = Normal(mu, torch.exp(0.5 * logvar))
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(k, *mu.shape, generator=g)  # [k, 2, 2]
+        log_w = (Bernoulli(logits=model.decode(z)).log_prob(x).sum(-1) + Normal(0.0, 1.0).log_prob(z).sum(-1)
+                 - q.log_prob(z).sum(-1))  # [k, 2]
+        bound = (torch.logsumexp(log_w, 0) - math.log(k)).mean()
+        rows.append(torch.cat([grad.reshape(-1) for grad in torch.autograd.grad(bound, params)]).double())
+    samples = torch.stack(rows)  # [repeats, P]
+    expected = samples.mean(0).abs() / samples.std(0)
+    n_encoder = sum(p.numel() for p in model.encoder.parameters())
+    assert torch.allclose(snr["encoder"], expected[:n_encoder], rtol=1e-3, equal_nan=True)
+    assert torch.allclose(snr["decoder"], expected[n_encoder:], rtol=1e-3, equal_nan=True)
+    assert all(p.grad is None for p in params)  # the model's .grad fields are left alone
+
+
+def test_gradient_snr_follows_rainforth_and_marks_constant_components(model):
+    x = X.clone()
+    x[:, 1] = 0.0  # a blank pixel: its encoder weights get no gradient, ever
+    snr = {k: gradient_snr(model, x, k, 200, generator=torch.Generator().manual_seed(5)) for k in (1, 64)}
+    first_weight = snr[1]["encoder"][:32].reshape(8, 4)  # encoder[0].weight: [8 hidden, 4 pixels]
+    assert torch.isnan(first_weight[:, 1]).all() and not torch.isnan(first_weight).all()  # (dead units: NaN rows)
+    assert snr[64]["decoder"].nanmedian() > 2 * snr[1]["decoder"].nanmedian()  # grows like sqrt(k)
+    assert snr[64]["encoder"].nanmedian() < 0.7 * snr[1]["encoder"].nanmedian()  # shrinks
+
+
 def test_argument_errors(model):
     with pytest.raises(ValueError, match="k: expected an int >= 1"):
         iwae_objective(0)
@@ -135,4 +167,10 @@ def test_argument_errors(model):
         effective_sample_size(torch.zeros(3))
     with pytest.raises(ValueError, match="X"):
         posterior_spread(model, torch.rand(2, 4) + 1)
+    with pytest.raises(ValueError, match="n_repeats"):
+        gradient_snr(model, X, 2, n_repeats=1)
+    with pytest.raises(TypeError, match="model"):
+        gradient_snr(torch.nn.Linear(4, 4), X, 2)
+    with pytest.raises(ValueError, match="x"):
+        gradient_snr(model, X[:0], 2)
     assert iwae_objective(7).k == 7 and iwae_objective(7).__name__ == "iwae_objective(7)"

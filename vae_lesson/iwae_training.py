@@ -14,7 +14,9 @@ $$\nabla \mathcal L_k = \sum_{i=1}^k \tilde w_i\, \nabla \log w_i, \qquad \tilde
 is a weighted average of $k$ one-sample ELBO gradients, weighted by how well each $z_i$ explains $x$: the
 encoder is no longer asked to make $q_\phi(z\mid x)$ close to the posterior in $\mathrm{KL}(q\,\|\,p)$, only to be a
 good *proposal* for importance sampling, which tolerates (and rewards) a broader $q$. :func:`posterior_spread`
-and :func:`effective_sample_size` measure that difference on a trained encoder.
+and :func:`effective_sample_size` measure that difference on a trained encoder, and :func:`gradient_snr` the price
+(Rainforth et al. 2018): as $k$ grows the decoder's gradient gets cleaner and the encoder's noisier relative to its
+size.
 
 Not here: evaluation of a trained model with a large $k$ (:func:`vae_lesson.iwae_bound`, and
 ``vae_lesson.evaluation``), and active units (``vae_lesson.collapse.active_units``). All values are nats per
@@ -95,3 +97,43 @@ def posterior_spread(model, X: torch.Tensor, batch_size: int = 1000) -> torch.Te
                              for s in range(0, X.shape[0], batch_size)])  # [n, latent_dim]
     model.train(was_training)
     return half_logvar.mean(0).exp()  # [latent_dim]
+
+
+def gradient_snr(model, x: torch.Tensor, k: int, n_repeats: int = 100,
+                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    r"""Signal-to-noise ratio of the IWAE-$k$ gradient, per parameter, for the encoder and for the decoder.
+
+    Draws ``n_repeats`` independent estimates $g_r$ of $\nabla\frac1B\sum_n\mathcal L_k(x_n)$ on the fixed batch
+    ``x [B, input_dim]`` (reparameterized, as in training) and returns, for each of ``"encoder"`` and ``"decoder"``,
+    a ``[P]`` tensor (float64, dimensionless) of
+    $$\mathrm{SNR}_p = \frac{\big|\overline{g}_p\big|}{\widehat{\mathrm{sd}}(g_p)}, \qquad
+    \overline{g}_p = \frac1R\sum_r g_{r,p}, \quad \widehat{\mathrm{sd}} \text{ with divisor } R - 1$$
+    (Rainforth et al. 2018, who prove that it grows like $\sqrt k$ for the decoder and shrinks like $1/\sqrt k$ for
+    the encoder). ``NaN`` where the estimate never varies (e.g. weights of an always-blank pixel, gradient always
+    0). The model's parameters are not changed; its ``.grad`` fields are left untouched.
+    """
+    _check_model(model)
+    for part in ("encoder", "decoder"):
+        if not isinstance(getattr(model, part, None), torch.nn.Module):
+            _checks.fail("model", f"a VAE with an .{part} module", type(model).__name__, TypeError)
+    _checks.tensor("x", x, ndim=2, low=0.0, high=1.0)
+    if x.shape[0] < 1:
+        _checks.fail("x", "at least one example", "an empty tensor")
+    k = _checks.integer("k", k, minimum=1)
+    n_repeats = _checks.integer("n_repeats", n_repeats, minimum=2)
+    _checks.generator("generator", generator)
+    objective = iwae_objective(k)
+    params = {part: list(getattr(model, part).parameters()) for part in ("encoder", "decoder")}
+    every = params["encoder"] + params["decoder"]
+    sizes = [sum(p.numel() for p in params[part]) for part in ("encoder", "decoder")]
+    rows = []
+    for _ in range(n_repeats):
+        bound = objective(model, x, generator=generator).elbo.mean()  # scalar, nats
+        grads = torch.autograd.grad(bound, every, allow_unused=True)
+        rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1).double()
+                               for p, g in zip(every, grads)]))  # [P_encoder + P_decoder]
+    samples = torch.stack(rows)  # [n_repeats, P]
+    sd = samples.std(0, unbiased=True)
+    snr = samples.mean(0).abs() / sd.where(sd > 0, torch.full_like(sd, float("nan")))  # [P]
+    encoder, decoder = snr.split(sizes)
+    return {"encoder": encoder, "decoder": decoder}
