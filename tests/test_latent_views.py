@@ -20,6 +20,8 @@ from vae_lesson.latent_views import (  # noqa: E402
     decoded_pixels,
     latent_activity,
     lerp,
+    prior_norm_cdf,
+    prior_norm_quantile,
     render_aggregate_posterior,
     render_decoded,
     render_interpolation,
@@ -180,3 +182,43 @@ def test_render_aggregate_posterior_shows_the_mixture_density():
     assert np.isclose(shown[2, 2], mixture.log_prob(centre).exp().item(), rtol=1e-4)
     with pytest.raises(ValueError, match="limit: expected a number > 0"):
         render_aggregate_posterior(mu, logvar, limit=0.0)
+
+
+def test_prior_norm_cdf_is_the_chi_distribution():
+    from scipy import stats
+
+    for d in (1, 2, 16, 512):
+        radii = torch.tensor([0.1, 1.0, math.sqrt(d / 2), math.sqrt(d), math.sqrt(d) + 2], dtype=torch.float64)
+        assert torch.allclose(prior_norm_cdf(radii, d), torch.from_numpy(stats.chi.cdf(radii.numpy(), d)),
+                              rtol=1e-9, atol=1e-300)
+    assert abs(float(prior_norm_cdf(2.0, 2)) - (1 - math.exp(-2))) < 1e-12  # chi^2_2: 1 - exp(-r^2 / 2)
+    z = torch.randn(100_000, 16, generator=torch.Generator().manual_seed(0))
+    assert abs((z.norm(dim=1) < 3.5).double().mean().item() - float(prior_norm_cdf(3.5, 16))) < 0.006  # 4 sd
+
+
+def test_prior_norm_quantile_inverts_the_cdf():
+    from scipy import stats
+
+    for d in (1, 16, 512):
+        for p in (0.05, 0.5, 0.95):
+            r = prior_norm_quantile(p, d)
+            assert abs(r - stats.chi.ppf(p, d)) < 1e-8
+            assert abs(float(prior_norm_cdf(r, d)) - p) < 1e-10
+
+
+def test_prior_norm_bad_input():
+    with pytest.raises(ValueError, match="norm: expected values >= 0"):
+        prior_norm_cdf(torch.tensor([-1.0, 1.0]), 2)
+    with pytest.raises(ValueError, match="latent_dim"):
+        prior_norm_cdf(1.0, 0)
+    with pytest.raises(ValueError, match="p: expected a probability strictly between 0 and 1"):
+        prior_norm_quantile(1.0, 16)
+    with pytest.raises(TypeError):
+        prior_norm_cdf("one", 2)
+
+
+def test_render_interpolation_shades_the_prior_norm_band(model):
+    fig = render_interpolation(model, torch.tensor([2.0, 0.0, 0.0]), torch.tensor([0.0, 2.0, 1.0]), 0.5)
+    band = fig.axes[-1].patches[0]
+    y_low, y_high = band.get_y(), band.get_y() + band.get_height()
+    assert abs(y_low - prior_norm_quantile(0.05, 3)) < 1e-9 and abs(y_high - prior_norm_quantile(0.95, 3)) < 1e-9

@@ -10,6 +10,8 @@ Computations (tensors in, tensors out):
   $\cos\Omega = \hat z_a\cdot\hat z_b$, turns at a constant rate instead of cutting through the middle of the ball.
 * :func:`aggregate_log_density` -- $\log q(z)$ of the aggregate posterior
   $q(z) = \frac1N\sum_n q_\phi(z\mid x_n)$, in nats.
+* :func:`prior_norm_cdf` and :func:`prior_norm_quantile` -- where a norm $\lVert z\rVert$ falls among the
+  prior's: $\lVert z\rVert^2 \sim \chi^2_d$ under $\mathcal N(0, I_d)$.
 
 Figures (``render_*``): each takes data, returns a matplotlib ``Figure`` and never displays it, so notebooks,
 the widgets of :mod:`vae_lesson.widgets` and the tests share one function per picture. Not here: training,
@@ -96,6 +98,40 @@ def aggregate_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
     return torch.cat(out)
 
 
+def prior_norm_cdf(norm, latent_dim: int) -> torch.Tensor:
+    r"""$P(\lVert z\rVert \le r)$ for $z \sim \mathcal N(0, I_d)$: the $\chi^2_d$ CDF at $r^2$, $P(d/2,\, r^2/2)$.
+
+    ``norm``: $r \ge 0$, a float or a tensor of any shape; ``latent_dim``: $d$. Returns a float64 tensor of the
+    same shape (a 0-d tensor for a float), the regularized lower incomplete gamma function
+    (``torch.special.gammainc``). Multiply by 100 for the percentile of $r$ among the prior's norms.
+    """
+    latent_dim = _checks.integer("latent_dim", latent_dim, minimum=1)
+    if not isinstance(norm, torch.Tensor):
+        norm = torch.tensor(_checks.number("norm", norm), dtype=torch.float64)
+    _checks.tensor("norm", norm)
+    if bool((norm < 0).any()):
+        _checks.fail("norm", "values >= 0 (a norm)", f"min {float(norm.min()):.4g}")
+    half_d = torch.tensor(latent_dim / 2, dtype=torch.float64)
+    return torch.special.gammainc(half_d, norm.double().pow(2) / 2)
+
+
+def prior_norm_quantile(p: float, latent_dim: int) -> float:
+    r"""The norm $r$ with $P(\lVert z\rVert \le r) = p$ under $\mathcal N(0, I_d)$ (inverts :func:`prior_norm_cdf`).
+
+    ``p`` in $(0, 1)$; bisection to about $10^{-12}$. Example: the central 90 % of the prior's norms in
+    $d = 16$ lie between ``prior_norm_quantile(0.05, 16)`` and ``prior_norm_quantile(0.95, 16)``.
+    """
+    p = _checks.number("p", p)
+    if not 0 < p < 1:
+        _checks.fail("p", "a probability strictly between 0 and 1", p)
+    latent_dim = _checks.integer("latent_dim", latent_dim, minimum=1)
+    low, high = 0.0, math.sqrt(latent_dim) + 20.0  # the CDF is ~1 at sqrt(d) + 20 for every d
+    for _ in range(100):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if float(prior_norm_cdf(middle, latent_dim)) < p else (low, middle)
+    return 0.5 * (low + high)
+
+
 @torch.no_grad()
 def decoded_pixels(model, z: torch.Tensor) -> torch.Tensor:
     """Pixel probabilities ``sigmoid(decode(z))``: ``z [batch, latent_dim]`` (or ``[latent_dim]``) -> ``[batch, D]``."""
@@ -153,7 +189,8 @@ def render_interpolation(model, z_a: torch.Tensor, z_b: torch.Tensor, t: float, 
 
     Top two rows: ``n_steps`` decodes at evenly spaced $t$ (the ends are the decodes of $z_a$ and $z_b$), an
     orange line at the chosen ``t``, and the decodes at ``t`` on the right. Bottom: $\lVert z(t)\rVert$ along
-    both paths, with $\sqrt d$, the radius where the prior's mass concentrates when $d$ is large.
+    both paths, with $\sqrt d$, the radius where the prior's mass concentrates when $d$ is large, and (grey band)
+    the central 90 % of the prior's norms, :func:`prior_norm_quantile` at 0.05 and 0.95.
     """
     t = _checks.number("t", t)
     n_steps = _checks.integer("n_steps", n_steps, minimum=2)
@@ -179,7 +216,10 @@ def render_interpolation(model, z_a: torch.Tensor, z_b: torch.Tensor, t: float, 
     dense = torch.linspace(0, 1, 101)  # [101]
     for name, path in paths.items():
         ax_norm.plot(dense, path(z_a, z_b, dense).norm(dim=1), label=name)
-    ax_norm.axhline(math.sqrt(z_a.numel()), color="gray", ls="--", label=r"$\sqrt{d}$ (typical prior norm)")
+    d = z_a.numel()
+    ax_norm.axhspan(prior_norm_quantile(0.05, d), prior_norm_quantile(0.95, d), color="0.88",
+                    label="central 90 % of the prior's norms")
+    ax_norm.axhline(math.sqrt(d), color="gray", ls="--", label=r"$\sqrt{d}$ (typical prior norm)")
     ax_norm.axvline(t, color="tab:orange", lw=2)
     ax_norm.set(xlabel="t", ylabel="‖z(t)‖", xlim=(0, 1), ylim=(0, None))
     ax_norm.legend(fontsize=8, loc="lower right")
