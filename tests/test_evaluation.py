@@ -19,7 +19,13 @@ from support import small_vae as _vae
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from vae_lesson.bounds import elbo, iwae_log_weights
-from vae_lesson.evaluation import elbo_with_q, iwae_curve, optimise_local_posterior
+from vae_lesson.evaluation import (
+    effective_sample_size,
+    elbo_with_q,
+    importance_log_weights,
+    iwae_curve,
+    optimise_local_posterior,
+)
 from vae_lesson.models import VAE
 
 U = torch.linspace(-8.0, 8.0, 801, dtype=torch.float64)  # standard-normal quadrature nodes (error < 1e-5 nats)
@@ -198,6 +204,73 @@ def test_a_diverging_optimisation_stops_with_a_clear_error():
         optimise_local_posterior(model, x, num_steps=50, lr=1e4, generator=_gen(0))
 
 
+# ---------------------------------------------------------------------- importance weights with any proposal
+
+
+@pytest.mark.parametrize("max_rows", [2, 1000])
+def test_importance_log_weights_are_iwae_curves_draws(max_rows):
+    model, x, ks = _vae(1), _binary_x(5), [1, 3, 40]
+    log_w = importance_log_weights(model, x, 40, generator=_gen(2), max_rows=max_rows)  # [40, 5]
+    curve = iwae_curve(model, x, ks, generator=_gen(2), max_rows=max_rows)
+    assert log_w.shape == (40, 5)
+    for i, k in enumerate(ks):
+        torch.testing.assert_close(curve[i], torch.logsumexp(log_w[:k], 0) - math.log(k), rtol=0, atol=1e-12)
+    mu, logvar = model.encode(x)  # the encoder's q given explicitly: the very same draws
+    same = importance_log_weights(model, x, 40, generator=_gen(2), mu=mu.detach(), logvar=logvar.detach(),
+                                  max_rows=max_rows)
+    torch.testing.assert_close(same, log_w, rtol=0, atol=1e-12)
+
+
+def test_a_given_proposal_gives_weights_of_p_x_z_over_that_q():
+    # 1-D latent: the weights' mean is p(x) by quadrature for a proposal that is not the encoder's, and each
+    # weight is p(x|z) p(z) / q(z) by torch.distributions at the z it was drawn at.
+    model = _vae(0, latent_dim=1, hidden_dims=(4,))
+    x = _binary_x(3, seed=5)
+    mu = torch.tensor([[0.5], [-0.3], [1.0]], dtype=torch.float64)
+    logvar = torch.tensor([[0.2], [0.0], [-0.5]], dtype=torch.float64)
+    log_w = importance_log_weights(model, x, 200_000, generator=_gen(3), mu=mu, logvar=logvar)
+    estimate = torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])
+    torch.testing.assert_close(estimate, _log_px_1d(model, x), rtol=0, atol=0.01)
+    z = mu.T + torch.exp(0.5 * logvar).T * torch.randn(4, 3, generator=_gen(3), dtype=torch.float64)  # [4, 3]
+    q, prior = Normal(mu.T, torch.exp(0.5 * logvar).T), Normal(0.0, 1.0)
+    expected = _log_px_z(model, z[..., None], x) + prior.log_prob(z) - q.log_prob(z)  # [4, 3]
+    first = importance_log_weights(model, x, 4, generator=_gen(3), mu=mu, logvar=logvar)
+    torch.testing.assert_close(first, expected, rtol=0, atol=1e-10)
+
+
+def test_iwae_curve_with_a_better_proposal_is_tighter():
+    # The locally optimised q as the proposal: a tighter bound than the encoder's at the same k.
+    model, x = _vae(3, latent_dim=1, hidden_dims=(4,)), _binary_x(3, seed=5)
+    mu, logvar = optimise_local_posterior(model, x, num_steps=300, lr=0.05, n_samples=8, generator=_gen(0))
+    amortized = iwae_curve(model, x.repeat(200, 1), [5], generator=_gen(1))
+    local = iwae_curve(model, x.repeat(200, 1), [5], generator=_gen(1), mu=mu.repeat(200, 1),
+                       logvar=logvar.repeat(200, 1))
+    assert local.mean() > amortized.mean()
+    assert (local.view(200, 3).mean(0) <= _log_px_1d(model, x) + 1e-2).all()
+
+
+def test_effective_sample_size_against_its_definition():
+    w = torch.rand(50, 4, generator=_gen(0), dtype=torch.float64) ** 4  # [50, 4], uneven weights
+    expected = w.sum(0) ** 2 / w.pow(2).sum(0)
+    torch.testing.assert_close(effective_sample_size(w.log() - 300.0), expected, rtol=1e-10, atol=0)
+    equal = effective_sample_size(torch.zeros(7, 2, dtype=torch.float64))
+    torch.testing.assert_close(equal, torch.full((2,), 7.0, dtype=torch.float64))
+    one = effective_sample_size(torch.tensor([[0.0], [-1e4], [-1e4]], dtype=torch.float64))
+    torch.testing.assert_close(one, torch.ones(1, dtype=torch.float64))
+
+
+def test_the_local_optimisation_can_start_from_a_given_q():
+    model, x = _vae(6), _binary_x(3)
+    mu0, logvar0 = torch.full((3, 2), 0.3, dtype=torch.float64), torch.full((3, 2), -0.2, dtype=torch.float64)
+    mu, logvar = optimise_local_posterior(model, x, num_steps=0, mu=mu0, logvar=logvar0)
+    assert torch.equal(mu, mu0) and torch.equal(logvar, logvar0)
+    eps = torch.randn(4, 3, 2, generator=_gen(1), dtype=torch.float64)
+    mu1, logvar1 = optimise_local_posterior(model, x, num_steps=30, eps=eps, mu=mu0, logvar=logvar0)
+    before = elbo_with_q(model, x, mu0, logvar0, eps=eps).elbo
+    after = elbo_with_q(model, x, mu1, logvar1, eps=eps).elbo
+    assert (after > before).all()
+
+
 # ------------------------------------------------------------------------------------------------- errors
 
 X6 = torch.full((3, 6), 0.5, dtype=torch.float64)
@@ -224,6 +297,13 @@ Q = torch.zeros(3, 2, dtype=torch.float64)
         (lambda m: optimise_local_posterior(m, X6, generator=1), TypeError, r"^generator: "),
         (lambda m: optimise_local_posterior(m, X6, eps=torch.zeros(2, 3, 3, dtype=torch.float64)), ValueError,
          r"^eps: expected shape \[n_samples, 3, 2\]"),
+        (lambda m: iwae_curve(m, X6, [1], mu=Q), TypeError, r"^mu, logvar: expected both tensors"),
+        (lambda m: importance_log_weights(m, X6, 2, mu=Q[:2], logvar=Q[:2]), ValueError,
+         r"^mu: expected one row per example"),
+        (lambda m: importance_log_weights(m, X6, 0), ValueError, r"^k: "),
+        (lambda m: optimise_local_posterior(m, X6, mu=Q, logvar=Q[:, :1]), ValueError, r"^logvar: "),
+        (lambda m: effective_sample_size(torch.zeros(3)), ValueError, r"^log_w: expected a 2-D tensor"),
+        (lambda m: effective_sample_size(torch.zeros(0, 3)), ValueError, r"^log_w: expected at least one"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(call, error, match):
