@@ -7,7 +7,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 import torch
-from torch.distributions import Bernoulli, Normal, kl_divergence
+from torch.distributions import Bernoulli, Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
 
 from vae_lesson import VAE
 from vae_lesson.beta_vae import (
@@ -16,6 +16,7 @@ from vae_lesson.beta_vae import (
     beta_switcher,
     latent_traversal,
     plot_rate_distortion,
+    rate_decomposition,
     rate_distortion,
     render_beta_decodes,
 )
@@ -130,3 +131,62 @@ def test_plot_rate_distortion_draws_every_point():
     plt.close(fig)
     with pytest.raises(ValueError, match="points"):
         plot_rate_distortion({})
+
+
+# ------------------------------------------------------------------------------- R = I(x; z) + KL(q(z) || p(z))
+
+
+def _codes(n, d=3, seed=0, spread=1.5):
+    g = torch.Generator().manual_seed(seed)
+    mu = spread * torch.randn(n, d, generator=g, dtype=torch.float64)
+    logvar = 0.5 * torch.randn(n, d, generator=g, dtype=torch.float64) - 1.0
+    return mu, logvar
+
+
+def test_rate_decomposition_against_torch_distributions():
+    mu, logvar = _codes(40)
+    r = rate_decomposition(mu, logvar, n_samples=200, generator=torch.Generator().manual_seed(1))
+    q_x = Normal(mu, torch.exp(0.5 * logvar))
+    prior = Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    assert abs(r.rate - kl_divergence(q_x, prior).sum(-1).mean().item()) < 1e-10
+    # an independent Monte Carlo estimate of KL(q(z) || p(z)) with torch's own mixture distribution
+    mixture = MixtureSameFamily(Categorical(logits=torch.zeros(40, dtype=torch.float64)), Independent(q_x, 1))
+    z = mixture.sample((20000,))  # [20000, 3], torch's generator: independent of the draws above
+    terms = mixture.log_prob(z) - Independent(Normal(torch.zeros(3, dtype=torch.float64), 1.0), 1).log_prob(z)
+    reference, reference_se = terms.mean().item(), terms.std().item() / math.sqrt(len(terms))
+    assert abs(r.marginal_kl - reference) < 4 * math.hypot(r.marginal_kl_se, reference_se)
+    assert abs(r.rate_mc - r.rate) < 4 * r.rate_mc_se, "(9.5): I + KL = R"
+    assert abs(r.mutual_information + r.marginal_kl - r.rate_mc) < 1e-9
+    assert 0 < r.mutual_information < math.log(40) + 4 * r.mutual_information_se
+
+
+def test_one_image_carries_no_information_and_equal_codes_neither():
+    mu, logvar = _codes(1)
+    one = rate_decomposition(mu, logvar, n_samples=50, generator=torch.Generator().manual_seed(2))
+    assert abs(one.mutual_information) < 1e-12 and one.mutual_information_se < 1e-12
+    assert abs(one.marginal_kl - one.rate) < 4 * one.marginal_kl_se
+    same = rate_decomposition(mu.expand(7, -1), logvar.expand(7, -1), n_samples=5,
+                              generator=torch.Generator().manual_seed(2))
+    assert abs(same.mutual_information) < 1e-12  # q(z) = q(z | x_n) for every n
+
+
+def test_codes_far_apart_carry_log_n_nats():
+    # Well-separated codes: the code says which image it came from, I(x; z) = log N.
+    mu = 30.0 * torch.eye(5, dtype=torch.float64)
+    logvar = torch.full((5, 5), -2.0, dtype=torch.float64)
+    r = rate_decomposition(mu, logvar, n_samples=20, generator=torch.Generator().manual_seed(3))
+    assert abs(r.mutual_information - math.log(5)) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(mu=torch.zeros(3, 2), logvar=torch.zeros(3, 1)), ValueError, r"^logvar: "),
+        (dict(mu=torch.zeros(0, 2), logvar=torch.zeros(0, 2)), ValueError, r"^mu: expected at least one"),
+        (dict(mu=torch.zeros(3, 2), logvar=torch.zeros(3, 2), n_samples=0), ValueError, r"^n_samples: "),
+        (dict(mu=torch.zeros(3), logvar=torch.zeros(3)), ValueError, r"^mu: expected a 2-D tensor"),
+    ],
+)
+def test_rate_decomposition_rejects_bad_input(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        rate_decomposition(**kwargs)

@@ -11,6 +11,8 @@ D = -\mathbb E_x\,\mathbb E_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big], \
 and the β-VAE loss is $D + \beta R$: β is the price of one nat of rate in nats of distortion. β = 1 is the ELBO.
 
 * :func:`rate_distortion` -- the point $(R, D)$ of a trained model on a data set;
+* :func:`rate_decomposition` -- $R = I(x; z) + \mathrm{KL}(q(z)\,\|\,p(z))$, the rate split into information about
+  the image and the mismatch between the aggregate posterior and the prior (Hoffman & Johnson 2016);
 * :func:`plot_rate_distortion` -- a sweep of β drawn on the plane (a pure function: returns the figure);
 * :func:`latent_traversal` -- decodes of one code with one coordinate swept at a time;
 * :func:`render_beta_decodes` and :func:`beta_switcher` -- the same fixed codes decoded by each β's model, as a
@@ -23,6 +25,7 @@ Not here: training (:func:`vae_lesson.fit` with ``beta``), likelihood evaluation
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -32,7 +35,7 @@ import torch
 
 from . import _checks
 from .bounds import _check_model, _encode_gaussian
-from .latent_views import decoded_pixels
+from .latent_views import aggregate_log_density, decoded_pixels
 from .plotting import tile
 from .training import evaluate
 
@@ -57,6 +60,64 @@ def rate_distortion(model, X: torch.Tensor, n_samples: int = 1,
     return RateDistortion(terms["kl"], -terms["reconstruction"], terms["elbo"])
 
 
+class RateDecomposition(NamedTuple):
+    r"""$R = I + \mathrm{KL}_{\text{agg}}$, nats per example: ``rate`` in closed form, the rest by Monte Carlo.
+
+    ``mutual_information`` $I(x; z)$, ``marginal_kl`` $\mathrm{KL}(q(z)\,\|\,p(z))$ and their sum ``rate_mc`` (a
+    sampled estimate of ``rate``), each with its standard error (``*_se``).
+    """
+
+    rate: float
+    mutual_information: float
+    mutual_information_se: float
+    marginal_kl: float
+    marginal_kl_se: float
+    rate_mc: float
+    rate_mc_se: float
+
+
+@torch.no_grad()
+def rate_decomposition(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 4,
+                       generator: torch.Generator | None = None) -> RateDecomposition:
+    r"""Split the rate of the encodings ``mu, logvar`` ``[N, latent_dim]`` of $N$ images (Hoffman & Johnson 2016).
+
+    With the images drawn uniformly from the data set, $x_n$ with probability $1/N$, the **aggregate posterior** is
+    $q(z) = \frac1N\sum_n q(z\mid x_n)$ and the rate splits exactly into two non-negative terms:
+
+    $$R = \frac1N\sum_n \mathrm{KL}\big(q(z\mid x_n)\,\|\,p(z)\big)
+    = \underbrace{\mathbb E_n\mathbb E_{q(z\mid x_n)}\Big[\log\frac{q(z\mid x_n)}{q(z)}\Big]}_{I(x;\,z)\,\le\,\log N}
+    + \underbrace{\mathbb E_{q(z)}\Big[\log\frac{q(z)}{p(z)}\Big]}_{\mathrm{KL}(q(z)\,\|\,p(z))}.$$
+
+    ``rate`` is the left side in closed form. The right side is estimated with ``n_samples`` draws
+    $z \sim q(z\mid x_n)$ for **every** $n$ ($M = N \cdot$ ``n_samples`` draws of $q(z)$), $\log q(z)$ an exact
+    log-sum-exp over the $N$ components (:func:`vae_lesson.aggregate_log_density`, cost $M N d$). Standard errors
+    are the sample standard deviation over the $M$ draws divided by $\sqrt M$ (treating the draws as independent;
+    slightly conservative, since every component is sampled equally often). $I(x; z) \le \log N$: a code can
+    say at most which of the $N$ images it came from.
+    """
+    _checks.tensor("mu", mu, ndim=2)
+    _checks.tensor("logvar", logvar, ndim=2)
+    _checks.same_shape("mu", mu, "logvar", logvar)
+    if mu.shape[0] < 1:
+        _checks.fail("mu", "at least one encoded image, shape [N >= 1, latent_dim]", list(mu.shape))
+    n_samples = _checks.integer("n_samples", n_samples, minimum=1)
+    _checks.generator("generator", generator)
+    eps = torch.randn(n_samples, *mu.shape, generator=generator, dtype=mu.dtype)  # [S, N, d]
+    z = mu + torch.exp(0.5 * logvar) * eps  # [S, N, d], z ~ q(z | x_n)
+    log_2pi = math.log(2 * math.pi)
+    log_q_given_x = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1).reshape(-1)  # [M], log q(z | x_n)
+    log_q = aggregate_log_density(z.reshape(-1, mu.shape[1]), mu, logvar)  # [M], log q(z)
+    log_p = -0.5 * (z.pow(2) + log_2pi).sum(-1).reshape(-1)  # [M], log p(z)
+    rate = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(-1).mean().item()  # closed form
+
+    def mean_se(values):
+        se = values.std().item() / math.sqrt(values.numel()) if values.numel() > 1 else math.inf
+        return values.mean().item(), se
+
+    info, kl, total = (mean_se(v) for v in (log_q_given_x - log_q, log_q - log_p, log_q_given_x - log_p))
+    return RateDecomposition(rate, *info, *kl, *total)
+
+
 def plot_rate_distortion(points: dict, zero_rate_distortion: float | None = None,
                          distortion_floor: float | None = None, title: str = "The rate–distortion plane"):
     r"""Draw ``points`` (``{beta: RateDistortion}``) with rate on x and distortion on y, nats per example.
@@ -72,14 +133,16 @@ def plot_rate_distortion(points: dict, zero_rate_distortion: float | None = None
     betas = sorted(points)
     rates = [points[b].rate for b in betas]
     distortions = [points[b].distortion for b in betas]
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     span = max(rates) - min(0.0, min(rates))
+    references = [d for d in (zero_rate_distortion, distortion_floor) if d is not None]
+    span_d = max(distortions + references) - min(distortions + references) or 1.0
     for beta, r, d in zip(betas, rates, distortions):
-        dr = 0.06 * span
-        ax.plot([r - dr, r + dr], [d + beta * dr, d - beta * dr], color="0.55", lw=1)
-    ax.plot(rates, distortions, "o-", color="C0", ms=7, label="trained β-VAEs (test set)", zorder=3)
+        dr = 0.05 * span / (1 + (beta * span / span_d) ** 2) ** 0.5  # the same length on screen for every slope
+        ax.plot([r - dr, r + dr], [d + beta * dr, d - beta * dr], color="0.55", lw=1, zorder=1)
+    ax.plot(rates, distortions, "o-", color="C0", ms=6, label="trained β-VAEs", zorder=3)
     for beta, r, d in zip(betas, rates, distortions):
-        ax.annotate(f"β = {beta:g}", (r, d), textcoords="offset points", xytext=(7, 5), fontsize=9)
+        ax.annotate(f"β = {beta:g}", (r, d), textcoords="offset points", xytext=(8, 6), fontsize=9)
     if 1 in points or 1.0 in points:
         one = points[1.0]
         grid = torch.linspace(0, max(rates) * 1.05, 2).tolist()
@@ -96,7 +159,7 @@ def plot_rate_distortion(points: dict, zero_rate_distortion: float | None = None
     ax.set_ylabel("distortion D = −E_x E_q log p(x|z)   [nats per image]")
     ax.set_title(title)
     ax.set_xlim(left=-0.03 * span)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside the axes: covers no data
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -140,7 +203,7 @@ def render_beta_decodes(models: dict, beta: float, z: torch.Tensor, X: torch.Ten
     samples, reconstructions = beta_decodes(models, beta, z, X)
     panels = [(f"β = {beta:g}: decodes of the same {len(z)} codes z ~ N(0, I)", samples)]
     if X is not None:
-        panels = [(f"β = {beta:g}: test digits (top) and their reconstructions (bottom)",
+        panels = [(f"β = {beta:g}: digits (top) and their reconstructions (bottom)",
                    torch.cat([X, reconstructions])), *panels]
     heights = [-(-len(images) // ncols) for _, images in panels]
     fig, axes = plt.subplots(len(panels), 1, figsize=(0.75 * ncols, 0.75 * sum(heights) + 0.6 * len(panels)),
@@ -179,7 +242,7 @@ class BetaSwitcher:
     image: widgets.Image  # the PNG of render_beta_decodes
     output: widgets.Output  # errors raised in the callback appear here
     z: torch.Tensor  # [n, latent_dim], the fixed codes
-    X: torch.Tensor | None  # [m, D], the fixed test digits (or None)
+    X: torch.Tensor | None  # [m, D], the fixed digits (or None)
     samples: torch.Tensor = field(default=None, init=False)  # [n, D], decodes shown now
     reconstructions: torch.Tensor | None = field(default=None, init=False)  # [m, D]
 
