@@ -77,6 +77,11 @@ def elbo(model, x: torch.Tensor, n_samples: int = 1, generator: torch.Generator 
     _checks.generator("generator", generator)
     x = _model_x(model, x)
     mu, logvar = _encode_gaussian(model, x)  # [batch, latent_dim] each; encode checks x
+    with _SamplesOverflow(logvar):
+        return _elbo(model, x, mu, logvar, n_samples, generator)
+
+
+def _elbo(model, x, mu, logvar, n_samples, generator):
     if n_samples == 1:
         z = _reparameterize(mu, logvar, generator)  # [batch, latent_dim]
         reconstruction = _bernoulli_log_likelihood(model.decode(z), x)  # [batch]
@@ -127,7 +132,28 @@ def iwae_log_weights(model, x: torch.Tensor, k: int, generator: torch.Generator 
     if k * pixels > MAX_LOG_WEIGHT_ELEMENTS:
         _checks.fail("k", f"at most {MAX_LOG_WEIGHT_ELEMENTS // pixels} for {x.shape[0]} images of {x.shape[-1]} "
                      "pixels (all k are decoded at once; iwae_bound streams any k)", k)
-    return _check_log_weights(_log_weights(model, x, mu, logvar, k, generator), logvar)
+    with _SamplesOverflow(logvar):
+        return _check_log_weights(_log_weights(model, x, mu, logvar, k, generator), logvar)
+
+
+class _SamplesOverflow:
+    """``with _SamplesOverflow(logvar):`` a non-finite ``z`` the caller never passed (it was drawn here) is
+    reported as the encoder's fault, still as a ``NonFiniteError`` (so ``fit`` turns it into divergence)."""
+
+    def __init__(self, logvar: torch.Tensor):
+        self.logvar = logvar
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if kind is not None and issubclass(kind, _checks.NonFiniteError) and str(err).startswith("z:"):
+            lv = self.logvar.detach()
+            top = float(lv.max()) if lv.numel() else float("nan")
+            _checks.fail("model", "an encoder whose samples z = mu + exp(logvar / 2) * eps stay finite",
+                         f"non-finite samples (logvar reaches {top:.4g}; exp overflows {lv.dtype} above about "
+                         f"{2 * math.log(torch.finfo(lv.dtype).max):.0f}); decode said: {err}", _checks.NonFiniteError)
+        return False
 
 
 def _check_log_weights(values: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -171,7 +197,8 @@ def iwae_bound(model, x: torch.Tensor, k: int, generator: torch.Generator | None
         k_chunk = max(1, max_rows // xb.shape[0])
         running = None  # log sum_i w_i over the chunks so far, [batch_chunk]
         for start in range(0, k, k_chunk):
-            lw = _log_weights(model, xb, mub, lvb, min(k_chunk, k - start), generator)  # [chunk, batch_chunk]
+            with _SamplesOverflow(lvb):
+                lw = _log_weights(model, xb, mub, lvb, min(k_chunk, k - start), generator)  # [chunk, batch_chunk]
             part = torch.logsumexp(lw, dim=0)
             running = part if running is None else torch.logaddexp(running, part)
         results.append(running - math.log(k))

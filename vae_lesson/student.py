@@ -49,7 +49,9 @@ def strip_solutions(source: str) -> str:
         marker = line.strip()
         if marker in (BEGIN_SOLUTION, BEGIN_HIDDEN):
             if mode is not None:
-                raise ValueError(f"line {number}: {marker!r} inside an open {mode!r} block")
+                closing = END_SOLUTION if mode == BEGIN_SOLUTION else END_HIDDEN
+                raise ValueError(f"line {number}: expected {closing!r} before a new block, got {marker!r} inside an "
+                                 f"open {mode!r} block")
             mode = marker
             if marker == BEGIN_SOLUTION:
                 indent = re.match(r"\s*", line).group(0)
@@ -57,19 +59,23 @@ def strip_solutions(source: str) -> str:
         elif marker in (END_SOLUTION, END_HIDDEN):
             expected = BEGIN_SOLUTION if marker == END_SOLUTION else BEGIN_HIDDEN
             if mode != expected:
-                raise ValueError(f"line {number}: {marker!r} without a matching {expected!r}")
+                raise ValueError(f"line {number}: expected {marker!r} only after a matching {expected!r}, got it "
+                                 "without one")
             mode = None
         elif mode is None:
             out.append(line)
     if mode is not None:
-        raise ValueError(f"a {mode!r} block is never closed")
+        closing = END_SOLUTION if mode == BEGIN_SOLUTION else END_HIDDEN
+        raise ValueError(f"expected the {mode!r} block to be closed by {closing!r}, got the end of the cell (it is "
+                         "never closed)")
     return "\n".join(out)
 
 
 def is_exercise(cell) -> bool:
-    """A code cell holding a solution or hidden-test block."""
+    """A code cell holding a solution or hidden-test block (or a stray end marker, which strip_solutions refuses)."""
     text = _source(cell)
-    return cell["cell_type"] == "code" and (BEGIN_SOLUTION in text or BEGIN_HIDDEN in text)
+    return cell["cell_type"] == "code" and any(m in text for m in (BEGIN_SOLUTION, BEGIN_HIDDEN, END_SOLUTION,
+                                                                    END_HIDDEN))
 
 
 def student_notebook(nb):
