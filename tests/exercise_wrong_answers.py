@@ -4,4 +4,69 @@ Keyed by notebook stem, then exercise number (1, 2, ... in the order the exercis
 A value is the code that replaces the exercise's solution block (a list of codes for a cell with several blocks).
 """
 
-WRONG_ANSWERS: dict[str, dict[int, str | list[str]]] = {}
+WRONG_ANSWERS: dict[str, dict[int, str | list[str]]] = {
+    "00_setup_check": {
+        1: "pixels_per_digit_image = X_digits.shape[0]  # the number of images, not of pixels",
+        2: "fraction_of_sevens = (y_test == 7).sum().item()  # a count, not a fraction",
+    },
+    "01_autoencoder": {
+        1: """z_fitted = torch.randn(1000, 16, generator=generator)  # N(0, I) again, not fitted to the codes
+samples_fitted = decode(ae_16d, z_fitted)
+_, agreement_fitted = yardsticks(samples_fitted)""",
+        2: """m, s = z_train_2d.mean(dim=0), z_train_2d.std(dim=0)
+standardized = copy.deepcopy(ae_2d)
+with torch.no_grad():  # the encoder is rescaled, but the decoder is not told
+    standardized.encoder[-1].weight.div_(s[:, None])
+    standardized.encoder[-1].bias.sub_(m).div_(s)""",
+    },
+    "02_latent_variable_models": {
+        1: """z_fold = torch.randn(100_000, 2, generator=generator, dtype=torch.float64)
+x_fold = fold.decode(z_fold) + fold.sigma * torch.randn(100_000, 2, generator=generator, dtype=torch.float64)
+mean_x2_on_paper = -1.0  # forgot E[z2^2] = 1""",
+        2: """z_ex2 = torch.randn(1_000_000, 1, 1, generator=generator, dtype=torch.float64)
+log_px_mc = torch.logsumexp(model.log_likelihood(x_ex2, z_ex2), dim=0).item()  # a log-sum, not a log-mean""",
+        3: """score = {s: log_marginal_quadrature(spiral_model(s), x_data).mean().item() for s in (0.05, 0.1, 0.2)}
+penalty_too_small = score[0.1] - score[0.05]
+penalty_too_large = score[0.1] - score[0.2]
+
+
+def predicted_penalty(c):
+    return 2 * math.log(c) + (c**-2 - 1)  # twice the thin-band penalty""",
+    },
+    "03_intractable_posterior": {
+        1: """inner = grid_1d[:, 0] < -1.5
+prob_inner_turn = post_1d[1][inner].sum().item()  # a sum of densities, not an integral""",
+        2: """def weight_second_moment(c, d):
+    return (c / (2 * c - 1)) ** d if c > 0.5 else math.inf  # forgot the square root""",
+        3: """def effective_sample_size(log_weights):  # upside down: 1 / ESS
+    return torch.exp(torch.logsumexp(2 * log_weights, dim=0) - 2 * torch.logsumexp(log_weights, dim=0))
+
+
+ESS_SAMPLES = 10_000
+ess_naive = {}
+for d in (1, 2, 10):
+    z_prior = torch.randn(ESS_SAMPLES, N_OBS, d, generator=generator, dtype=torch.float64)
+    ess_naive[d] = effective_sample_size(results[d]["toy"].log_likelihood(results[d]["x"], z_prior))""",
+    },
+    "04_elbo": {
+        1: "smallest_gap = -math.log(1 - 0.9**2)  # forgot the 1/2 of (4.10)",
+        2: """n = 50_000
+z = reparameterize(q1_mu.expand(n, 1, 2), q1_logvar.expand(n, 1, 2), generator=generator)
+log_w = (gaussian_log_likelihood(x1, z @ model.W.T + model.b, math.log(SIGMA**2))
+         + gaussian_log_likelihood(z, torch.zeros_like(z), torch.zeros_like(z))
+         - gaussian_log_likelihood(z, q1_mu, q1_logvar))[:, 0]
+elbo_estimate = log_w.mean().item()
+elbo_stderr = log_w.std().item()  # the sd of one draw, not of the mean""",
+        3: """# the ELBO's direction, KL(q || p), instead of KL(p || q)
+reverse_mean_field = kl_gaussians(q1_mu, torch.diag_embed(q1_logvar.exp()), post_mean1, post_cov1).item()
+reverse_marginal = kl_gaussians(post_mean1, torch.diag(post_cov1.diagonal())[None], post_mean1, post_cov1).item()""",
+    },
+    "05_reparameterization_trick": {
+        1: "predicted_variance = 4 * ex_sigma2  # forgot to divide by the number of draws",
+        2: """def variance_ratio(d, S=16, repeats=200):  # noqa: F811
+    mu_d, logvar_d = torch.full((d,), 0.5), torch.zeros(d)
+    score = gradient_variance(lambda: score_function_gradient(f, mu_d, logvar_d, S, generator=generator), repeats)
+    reparam = gradient_variance(lambda: reparameterized_gradient(f, mu_d, logvar_d, S, generator=generator), repeats)
+    return reparam.variance / score.variance  # upside down""",
+    },
+}
