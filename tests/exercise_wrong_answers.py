@@ -48,6 +48,41 @@ for d in (1, 2, 10):
     z_prior = torch.randn(ESS_SAMPLES, N_OBS, d, generator=generator, dtype=torch.float64)
     ess_naive[d] = effective_sample_size(results[d]["toy"].log_likelihood(results[d]["x"], z_prior))""",
     },
+    "06_vae_on_mnist": {
+        1: "beta_exercise = 784  # per pixel, but forgot the batch",
+        2: "nats_per_image = 0.15 * 28 * 28 / math.log(2)  # divided where it should multiply",
+        3: """z_fitted = torch.randn(1000, 20, generator=generator)  # N(0, I), not fitted to the codes
+with torch.no_grad():
+    fitted_decodes = torch.sigmoid(autoencoder.decode(z_fitted))
+fd_fitted = frechet_distance(X_test, fitted_decodes)""",
+    },
+    "07_exploring_the_latent_space": {
+        1: "midpoint = 0.5 * (z_0 + z_1)  # the straight midpoint, not the spherical one",
+        2: """fraction_inside = (mu2.norm(dim=1) < 1).float().mean().item()  # radius 1, not 2
+fraction_prior = 1 - math.exp(-2)""",
+        3: "viewer.digit.value = int(torch.exp(0.5 * logvar2).prod(dim=1).argmin())  # the narrowest, not the widest",
+    },
+    "08_evaluating_a_vae": {
+        1: """elbo_bits_per_dim = -elbo_test.mean().item() / D  # forgot the log 2
+bits_saved = elbo_bits_per_dim - bits_per_dim""",
+        2: """strict_counts = {name: active_units(m, X_val, threshold=0.001).count for name, m in models.items()}
+lax_counts = {name: active_units(m, X_val, threshold=0.1).count for name, m in models.items()}  # swapped
+most_changed = max(models, key=lambda name: lax_counts[name] - strict_counts[name])""",
+        3: """worst_index = int(amortization_gap.argmin())  # the smallest gap, not the largest
+worst_gap = amortization_gap[worst_index].item()""",
+    },
+    "09_beta_vae": {
+        1: """model_784 = copy.deepcopy(initial)
+fit(model_784, X_train, beta=1.0, num_epochs=1, batch_size=CONFIG["batch_size"], lr=CONFIG["lr"],
+    generator=generator)  # the summed loss, not the "mean" one
+point_784 = rate_distortion(model_784, X_val, n_samples=10, generator=generator)""",
+        2: """slopes = [(points[b].rate - points[a].rate) / (points[b].distortion - points[a].distortion)
+          for a, b in zip(betas, betas[1:])]  # upside down""",
+        3: """with torch.no_grad():
+    mu_1, logvar_1 = models[1.0].encode(X_val)
+info_50 = rate_decomposition(mu_1[:50], logvar_1[:50], n_samples=4, generator=generator).rate  # the rate, not I
+info_500 = rate_decomposition(mu_1, logvar_1, n_samples=4, generator=generator).rate""",
+    },
     "04_elbo": {
         1: "smallest_gap = -math.log(1 - 0.9**2)  # forgot the 1/2 of (4.10)",
         2: """n = 50_000

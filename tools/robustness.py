@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--perturb", nargs="+", choices=sorted(PERTURBATIONS), default=["none"],
                         help="floating-point perturbations to run each seed under (default: none)")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (default 2)")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # notebooks may come anywhere, also after --seeds 1 2 (whose nargs="+" would otherwise take them)
+    notebooks = [a for a in argv if a.endswith(".ipynb")]
+    args = parser.parse_args([a for a in argv if not a.endswith(".ipynb")])
+    args.paths = notebooks
     paths = args.paths or sorted(str(p) for p in pathlib.Path("notebooks").glob("[0-9]*.ipynb"))
     missing = [p for p in paths if not pathlib.Path(p).is_file()]
     if not paths or missing:
