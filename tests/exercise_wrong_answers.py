@@ -83,6 +83,33 @@ point_784 = rate_distortion(model_784, X_val, n_samples=10, generator=generator)
 info_50 = rate_decomposition(mu_1[:50], logvar_1[:50], n_samples=4, generator=generator).rate  # the rate, not I
 info_500 = rate_decomposition(mu_1, logvar_1, n_samples=4, generator=generator).rate""",
     },
+    "10_conditional_vae": {
+        1: """iwae_parts, elbo_parts = [], []
+with torch.no_grad():
+    for c in range(K):
+        x_c = X_test[:20]  # the first 20 test images, whatever their label
+        iwae_parts.append(iwae_bound(cvae.with_label(c), x_c, k=100, generator=generator))
+        elbo_parts.append(conditional_elbo(cvae, x_c, c, n_samples=10, generator=generator).elbo)
+iwae_values, elbo_values = torch.cat(iwae_parts), torch.cat(elbo_parts)""",
+        2: "sevens = vae.sample(8, generator=generator)  # the unconditional VAE",
+        # a probability, not its log
+        3: "log_posterior = torch.softmax(scores, dim=1)[torch.arange(len(y_test)), y_test]",
+    },
+    "11_importance_weighted_training": {
+        # the wrong number of training images
+        1: """decoder_passes = {f"IWAE k={k}": k * 4000 * CONFIG["num_epochs"] for k in CONFIG["ks"]}""",
+        2: """gains = {}
+for name in ("VAE (ELBO)", "IWAE k=50"):
+    curve_5000 = iwae_curve(models[name], X_eval[:10], (1000, 5000), generator=generator, max_rows=4096)
+    gains[name] = curve_5000[1].mean().item()  # the bound L_5000, not the gain
+gain_vae, gain_iwae50 = gains["VAE (ELBO)"], gains["IWAE k=50"]""",
+        3: """model, x = models["IWAE k=50"], X_test[:1]
+params = list(model.parameters())
+log_w = iwae_log_weights(model, x, 5, generator=generator)[:, 0]
+grad_bound = torch.autograd.grad(torch.logsumexp(log_w, 0) - math.log(5), params, retain_graph=True)
+per_sample = [torch.autograd.grad(log_w[i], params, retain_graph=True) for i in range(5)]
+grad_weighted = [sum(per_sample[i][p] for i in range(5)) / 5 for p in range(len(params))]  # a plain average""",
+    },
     "04_elbo": {
         1: "smallest_gap = -math.log(1 - 0.9**2)  # forgot the 1/2 of (4.10)",
         2: """n = 50_000
