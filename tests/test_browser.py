@@ -3,8 +3,8 @@
 Starts JupyterLab on 127.0.0.1 with a token, opens a copy of 07_exploring_the_latent_space in Debian's Chromium
 (Playwright with ``executable_path``: no browser is ever downloaded), runs all cells, moves a latent slider with
 the keyboard and checks that the decoded image changed. Saves a screenshot to a temporary folder; set
-``VAE_LESSON_SCREENSHOT=images/browser_latent_sliders.png`` to refresh the README's picture deliberately. JupyterLab is stopped
-in a ``finally``, pass or fail.
+``VAE_LESSON_SCREENSHOT=images/browser_latent_sliders.png`` to refresh the README's picture deliberately.
+JupyterLab is stopped in a ``finally``, pass or fail.
 
 Needs ``apt-get install chromium`` (``.ci/run`` does it). Without it the test is skipped locally, with that
 hint; under ``CI=true`` a missing browser is a failure.
