@@ -110,6 +110,24 @@ grad_bound = torch.autograd.grad(torch.logsumexp(log_w, 0) - math.log(5), params
 per_sample = [torch.autograd.grad(log_w[i], params, retain_graph=True) for i in range(5)]
 grad_weighted = [sum(per_sample[i][p] for i in range(5)) / 5 for p in range(len(params))]  # a plain average""",
     },
+    "12_vq_vae": {
+        1: """kl_nats = 32 * 32 * math.log2(512)  # bits, not nats
+kl_bits = 32 * 32 * 9""",
+        2: """exercise_ppl = math.exp(-(0.5 * math.log(0.5) + 0.25 * math.log(0.25)))  # forgot one of the two codes
+exercise_dead = 1""",
+        3: """revived = copy.deepcopy(broken)  # trained on, without reviving the dead codes first
+fit(revived, X_train, num_epochs=1, batch_size=CONFIG["batch_size"], lr=CONFIG["lr"],
+    objective=vq_objective(COMMITMENT_COST), generator=generator)
+dead_after = int((code_usage(revived.codes(X_train), K) == 0).sum())""",
+    },
+    "13_convolutional_vae": {
+        # the flattened size of 32 channels, not 64
+        1: """wide_params = (conv(1, 32) + conv(32, 64) + linear(32 * 7 * 7, 40) + linear(20, 32 * 7 * 7)
+               + conv(64, 32) + conv(32, 1))""",
+        2: """permuted_vae = copy.deepcopy(mlp_vae)
+with torch.no_grad():  # the encoder sees the shuffled pixels, but the decoder still draws them in the old order
+    permuted_vae.encoder[0].weight.copy_(mlp_vae.encoder[0].weight[:, perm])""",
+    },
     "04_elbo": {
         1: "smallest_gap = -math.log(1 - 0.9**2)  # forgot the 1/2 of (4.10)",
         2: """n = 50_000

@@ -16,7 +16,8 @@ def command_after(marker: str) -> str:
 def test_exactly_two_commands():
     assert len(re.findall(r"```bash\n", README)) == 2
     assert command_after("open-command") == "pip install -r requirements.txt && jupyter lab notebooks/"
-    assert command_after("test-command") == "pip install -r requirements.txt && pytest"
+    assert command_after("test-command") == (
+        "pip install -r requirements.txt && pytest && python -m tools.robustness --seeds 1 2")
 
 
 def test_ci_runs_the_readme_test_command():
