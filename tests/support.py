@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vae_lesson.models import VAE
+from vae_lesson import VAE
 
 
 def gen(seed: int) -> torch.Generator:

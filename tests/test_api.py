@@ -1,4 +1,4 @@
-"""The public contract of COURSE.md: every name importable from the top level, with the documented semantics."""
+"""The public contract of vae_lesson: every name importable from the top level, with the documented semantics."""
 
 import torch
 
@@ -27,3 +27,20 @@ def test_per_example_shapes_in_nats():
     assert vae_lesson.iwae_bound(model, x, k=4).shape == (3,)
     assert vae_lesson.gaussian_kl(*model.encode(x)).shape == (3,)
     assert vae_lesson.gaussian_log_likelihood(x, x, 0.0).shape == (3,)
+
+
+def test_import_is_light():
+    """``import vae_lesson`` imports the core only: no ipywidgets, no matplotlib.pyplot (views import them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vae_lesson; heavy = [m for m in ('ipywidgets', 'matplotlib.pyplot') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_contract_is_small_and_importable():
+    assert 20 <= len(vae_lesson.__all__) <= 40
+    for name in vae_lesson.__all__:
+        assert getattr(vae_lesson, name).__module__.startswith("vae_lesson.")

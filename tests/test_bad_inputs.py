@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import vae_lesson as v
-from vae_lesson.student import student_notebook
+from tools.student import student_notebook
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -202,7 +202,6 @@ CASES = [
         ["model", "trainable parameters", "none"],
     ),
     ("fit-nan-model", lambda e: v.fit(_nan_model(), e["x"]), ValueError, ["model", "finite parameters", "NaN or inf"]),
-    ("fit-max-seconds", lambda e: v.fit(e["vae"], e["x"], max_seconds=0), ValueError, ["max_seconds", "> 0", "0"]),
     (
         "evaluate-device",
         lambda e: v.evaluate(e["vae"], e["x"], device="cuda:3"),
@@ -366,7 +365,7 @@ CASES = [c for c in CASES if c[0] != "skip"]
 
 
 def v_student_same(e):
-    from vae_lesson.student import write_student_copies
+    from tools.student import write_student_copies
 
     nb = e["d"] / "01_x.ipynb"
     nb.write_text(json.dumps(nb_with("1")))
@@ -455,7 +454,7 @@ def test_iwae_is_finite_for_an_over_confident_encoder():
 
 
 def test_elbo_chunked_decoding_gives_the_same_bits(monkeypatch):
-    import vae_lesson.bounds as bounds
+    import vae_lesson.core.bounds as bounds
 
     torch.manual_seed(0)
     model, x = v.VAE(6, 2, (8,)), torch.rand(30, 6)
@@ -490,7 +489,7 @@ def test_divergence_always_ends_in_the_floating_point_error_before_the_bad_updat
 
 
 def test_a_non_finite_gradient_stops_before_the_update(monkeypatch):
-    import vae_lesson.training as training
+    import vae_lesson.core.training as training
 
     X, _ = v.load_digits("train")
     model = v.VAE(64, 4, (32,))
@@ -651,3 +650,24 @@ def test_notebook_runner_names_the_failing_cell_and_writes_nothing(tmp_path):
         len(errors) == 1 and "fails.ipynb" in errors[0] and "cell 1" in errors[0] and "ZeroDivisionError" in errors[0]
     )
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("make", ["conv", "cvae", "vq"])
+def test_variants_accept_float64_data_cast_once(make):
+    """The float64 rule holds for the variants too: the same numbers as float32 data, no raw dtype error."""
+    from vae_lesson.variants.conv_vae import ConvVAE
+    from vae_lesson.variants.cvae import ConditionalVAE
+    from vae_lesson.variants.vq_vae import VQVAE
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 784)
+    if make == "conv":
+        model = ConvVAE()
+        assert all(torch.equal(a, b) for a, b in zip(model.encode(x.double()), model.encode(x)))
+    elif make == "cvae":
+        model = ConditionalVAE(784, 4, 10)
+        y = torch.tensor([0, 1, 2])
+        assert all(torch.equal(a, b) for a, b in zip(model.encode(x.double(), y), model.encode(x, y)))
+    else:
+        model = VQVAE(784)
+        assert torch.equal(model.encode(x.double()), model.encode(x))

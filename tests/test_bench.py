@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from vae_lesson.bench import compiled_step, conventional_loop, example_loss, main, matmul_ceiling
+from tools.bench import compiled_step, conventional_loop, example_loss, main, matmul_ceiling
 
 
 def test_quick_benchmark_reports_well_formed_numbers(tmp_path, capsys):
@@ -56,6 +56,7 @@ def test_ceiling_and_loop_run():
     assert conventional_loop(VAE(784, 20), loader, num_steps=3) == 20  # batches of 8, 8 and 4
 
 
+@pytest.mark.slow  # torch.compile: tens of seconds to minutes
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile on CPU needs a C++ compiler")
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own

@@ -10,7 +10,7 @@ import torch
 from torch.distributions import Bernoulli, Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
 
 from vae_lesson import VAE
-from vae_lesson.beta_vae import (
+from vae_lesson.variants.beta_vae import (
     RateDistortion,
     beta_decodes,
     beta_switcher,
@@ -20,7 +20,7 @@ from vae_lesson.beta_vae import (
     rate_distortion,
     render_beta_decodes,
 )
-from vae_lesson.plotting import tile
+from vae_lesson.views.plotting import tile
 
 matplotlib.use("Agg")
 

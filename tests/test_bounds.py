@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.bounds: the ELBO and the importance-weighted (IWAE) bound.
+"""Unit tests for vae_lesson.core.bounds: the ELBO and the importance-weighted (IWAE) bound.
 
 Small VAEs (6 pixels, 1-2 latent dims) in float64 so that exact identities hold to round-off and
 Monte Carlo comparisons can use stated tolerances (a number of standard errors). log p(x) of a
@@ -19,9 +19,17 @@ from support import small_vae as _vae
 from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 
-from vae_lesson.bounds import ELBOTerms, elbo, iwae_bound, iwae_log_weights, reconstruction_terms
-from vae_lesson.distributions import bernoulli_log_likelihood, gaussian_kl
-from vae_lesson.models import VAE, Autoencoder
+from vae_lesson import (
+    VAE,
+    Autoencoder,
+    ELBOTerms,
+    bernoulli_log_likelihood,
+    elbo,
+    gaussian_kl,
+    iwae_bound,
+    iwae_log_weights,
+    reconstruction_terms,
+)
 
 
 def _mean_and_se(v: torch.Tensor) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.collapse: KL per latent dimension, active units, and the free-bits objective.
+"""Unit tests for vae_lesson.analysis.collapse: KL per latent dimension, active units, and the free-bits objective.
 
 References written independently of the package: torch.distributions' KL, NumPy's variance, and the
 free-bits formula of Kingma et al. (2016) written out directly; plus exact cases (units whose encoder
@@ -13,11 +13,8 @@ import torch
 from support import gen as _gen
 from torch.distributions import Normal, kl_divergence
 
-from vae_lesson.bounds import elbo
-from vae_lesson.collapse import ActiveUnits, active_units, free_bits_objective, kl_per_dimension, kl_terms
-from vae_lesson.distributions import gaussian_kl
-from vae_lesson.models import VAE
-from vae_lesson.training import evaluate, fit
+from vae_lesson import VAE, elbo, evaluate, fit, gaussian_kl
+from vae_lesson.analysis.collapse import ActiveUnits, active_units, free_bits_objective, kl_per_dimension, kl_terms
 
 
 def _vae(seed: int = 0, latent_dim: int = 4) -> VAE:

@@ -7,7 +7,7 @@ import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from vae_lesson import elbo, evaluate, fit, iwae_bound, load_checkpoint, load_digits, save_checkpoint
-from vae_lesson.conv_vae import ConvVAE
+from vae_lesson.variants.conv_vae import ConvVAE
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-import vae_lesson.cvae as cvae_module
+import vae_lesson.variants.cvae as cvae_module
 from vae_lesson import (
     VAE,
     elbo,
@@ -23,7 +23,7 @@ from vae_lesson import (
     save_checkpoint,
     seed_everything,
 )
-from vae_lesson.cvae import (
+from vae_lesson.variants.cvae import (
     ConditionalVAE,
     conditional_elbo,
     conditional_sliders,
@@ -34,7 +34,7 @@ from vae_lesson.cvae import (
     render_conditional_decode,
     style_transfer,
 )
-from vae_lesson.plotting import tile
+from vae_lesson.views.plotting import tile
 
 matplotlib.use("Agg")
 

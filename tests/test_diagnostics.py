@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae_lesson import nearest_neighbour_distance
-from vae_lesson.diagnostics import frechet_distance, pca_basis
+from vae_lesson.analysis.diagnostics import frechet_distance, nearest_neighbour_distance, pca_basis
 
 
 def test_matches_brute_force():

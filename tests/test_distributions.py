@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.distributions: the four formulas every VAE is made of.
+"""Unit tests for vae_lesson.core.distributions: the four formulas every VAE is made of.
 
 Each formula is checked against an independent reference (torch.distributions or a hand-written scalar
 formula), on several shapes and dtypes; the reparameterization trick is checked statistically (with a
@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp
 from support import gen as _gen
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from vae_lesson.distributions import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood, reparameterize
+from vae_lesson import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood, reparameterize
 
 SHAPES = [(1, 1), (4, 3), (16, 10), (3, 64)]
 # (rtol, atol) per dtype: float64 agrees to round-off, float32 to a few ulps of the summed value.

@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.elbo_study, checked against torch.distributions and closed forms.
+"""Unit tests for vae_lesson.theory.elbo_study, checked against torch.distributions and closed forms.
 
 The reference objective: for a Gaussian "posterior" N(m, S) and an unnormalised log joint
 log p(x, z) = log N(z; m, S) + c, the ELBO of any q is c - KL(q || N(m, S)) (torch.distributions computes the
@@ -15,7 +15,7 @@ from support import gen as _gen
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from vae_lesson import LinearGaussian
-from vae_lesson.elbo_study import (
+from vae_lesson.theory.elbo_study import (
     ascend_elbo,
     best_gaussian_q,
     ellipse,
@@ -24,7 +24,7 @@ from vae_lesson.elbo_study import (
     monte_carlo_elbo,
     monte_carlo_kl,
 )
-from vae_lesson.toy import ToyModel
+from vae_lesson.theory.toy import ToyModel
 
 LOG_EVIDENCE = -3.25  # c = log p(x) in the reference problem, nats
 

@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.estimators: the reparameterized and score-function gradient estimators.
+"""Unit tests for vae_lesson.theory.estimators: the reparameterized and score-function gradient estimators.
 
 References no one here wrote: the closed-form gradients of E[f(z)] under N(mu, sigma^2) for a quadratic and a
 linear f (d/dmu E[z^2] = 2 mu, d/dlogvar E[z^2] = sigma^2; d/dmu E[a.z] = a, d/dlogvar E[a.z] = 0),
@@ -15,14 +15,13 @@ import torch
 from support import gen as _gen
 from torch.distributions import Normal
 
-from vae_lesson.bounds import elbo
-from vae_lesson.estimators import (
+from vae_lesson import VAE, Autoencoder, elbo
+from vae_lesson.theory.estimators import (
     encoder_gradient,
     gradient_variance,
     reparameterized_gradient,
     score_function_gradient,
 )
-from vae_lesson.models import VAE, Autoencoder
 
 Z_SQUARED = lambda z: z.pow(2).sum(-1)  # f(z) = sum_j z_j^2, E_q f = sum_j (mu_j^2 + sigma_j^2)
 

@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.evaluation: the IWAE-vs-k curve, the ELBO of any q, and the per-example q.
+"""Unit tests for vae_lesson.analysis.evaluation: the IWAE-vs-k curve, the ELBO of any q, and the per-example q.
 
 References written independently of the package: torch.distributions for densities and KLs, quadrature
 for log p(x) and for the exact ELBO of a 1-D latent, and scipy's Nelder-Mead for the best Gaussian q.
@@ -18,15 +18,14 @@ from support import gen as _gen
 from support import small_vae as _vae
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from vae_lesson.bounds import elbo, iwae_log_weights
-from vae_lesson.evaluation import (
+from vae_lesson import VAE, elbo, iwae_log_weights
+from vae_lesson.analysis.evaluation import (
     effective_sample_size,
     elbo_with_q,
     importance_log_weights,
     iwae_curve,
     optimise_local_posterior,
 )
-from vae_lesson.models import VAE
 
 U = torch.linspace(-8.0, 8.0, 801, dtype=torch.float64)  # standard-normal quadrature nodes (error < 1e-5 nats)
 

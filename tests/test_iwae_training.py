@@ -8,7 +8,7 @@ import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from vae_lesson import VAE, fit
-from vae_lesson.iwae_training import effective_sample_size, gradient_snr, iwae_objective, posterior_spread
+from vae_lesson.variants.iwae_training import effective_sample_size, gradient_snr, iwae_objective, posterior_spread
 
 
 @pytest.fixture

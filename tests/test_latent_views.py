@@ -15,7 +15,7 @@ from matplotlib.patches import Circle, Ellipse  # noqa: E402
 from torch import distributions as D  # noqa: E402
 
 from vae_lesson import VAE  # noqa: E402
-from vae_lesson.latent_views import (  # noqa: E402
+from vae_lesson.views.latent_views import (  # noqa: E402
     aggregate_log_density,
     decoded_pixels,
     latent_activity,
@@ -29,7 +29,7 @@ from vae_lesson.latent_views import (  # noqa: E402
     render_posterior,
     slerp,
 )
-from vae_lesson.plotting import tile  # noqa: E402
+from vae_lesson.views.plotting import tile  # noqa: E402
 
 
 def teardown_function():

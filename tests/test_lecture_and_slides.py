@@ -7,8 +7,8 @@ import matplotlib as mpl
 import nbformat
 import pytest
 
-from vae_lesson.lecture import LECTURE_RC, lecture_mode
-from vae_lesson.slides import LOCAL_URLS, add_slide_metadata, is_section_start, write_deck
+from tools.slides import LOCAL_URLS, add_slide_metadata, is_section_start, write_deck
+from vae_lesson.views.lecture import LECTURE_RC, lecture_mode
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("[0-9]*.ipynb"))
 

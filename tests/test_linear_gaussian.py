@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.linear_gaussian: probabilistic PCA, where every quantity is exact.
+"""Unit tests for vae_lesson.theory.linear_gaussian: probabilistic PCA, where every quantity is exact.
 
 The closed forms are checked against independent computations: torch.distributions.MultivariateNormal for
 the marginal and the KL, Gaussian conditioning of the joint (z, x) for the posterior, Monte Carlo (with
@@ -15,8 +15,7 @@ import torch
 from support import gen as _gen
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from vae_lesson.distributions import gaussian_kl
-from vae_lesson.linear_gaussian import LinearGaussian
+from vae_lesson import LinearGaussian, gaussian_kl
 
 DIMS = [(5, 2), (3, 3), (4, 1)]
 

@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.noisy_autoencoder: the fixed-noise autoencoder and the code statistics.
+"""Unit tests for vae_lesson.theory.noisy_autoencoder: the fixed-noise autoencoder and the code statistics.
 
 References: the closed-form Gaussian KL (a one-component aggregate is a single Gaussian), a mixture of far-apart
 components (its KL is the mean component KL minus log n), torch.distributions' MixtureSameFamily for a general
@@ -14,16 +14,14 @@ import torch
 from support import gen as _gen
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from vae_lesson.bounds import elbo
-from vae_lesson.distributions import gaussian_kl
-from vae_lesson.noisy_autoencoder import (
+from vae_lesson import elbo, fit, gaussian_kl
+from vae_lesson.theory.noisy_autoencoder import (
     NoisyAutoencoder,
     aggregate_kl,
     code_summary,
     distance_to_codes,
     prior_coverage,
 )
-from vae_lesson.training import fit
 
 # -------------------------------------------------------------------------------------- NoisyAutoencoder
 

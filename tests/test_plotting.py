@@ -9,8 +9,16 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from vae_lesson import VAE, History, plot_history, plot_latent_scatter, show_images, show_latent_grid  # noqa: E402
-from vae_lesson.plotting import latent_grid, show_panels, tile  # noqa: E402
+from vae_lesson import VAE, History  # noqa: E402
+from vae_lesson.views.plotting import (  # noqa: E402  # noqa: E402
+    latent_grid,
+    plot_history,
+    plot_latent_scatter,
+    show_images,
+    show_latent_grid,
+    show_panels,
+    tile,
+)
 
 
 def teardown_function():

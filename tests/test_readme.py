@@ -17,7 +17,7 @@ def test_exactly_two_commands():
     assert len(re.findall(r"```bash\n", README)) == 2
     assert command_after("open-command") == "pip install -r requirements.txt && jupyter lab notebooks/"
     assert command_after("test-command") == (
-        "pip install -r requirements.txt && pytest && python -m tools.robustness --seeds 1 2")
+        "pip install -r requirements.txt -r requirements-test.txt && pytest && python -m tools.robustness --seeds 1 2")
 
 
 def test_ci_runs_the_readme_test_command():

@@ -1,4 +1,4 @@
-"""vae_lesson.results: the comparison table, checked in its quick configuration (2 seeds, 1 epoch, k = 20)."""
+"""tools.results: the comparison table, checked in its quick configuration (2 seeds, 1 epoch, k = 20)."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from vae_lesson.results import KINDS, MODELS, QUICK, Budget, Spec, main, run, to_markdown, train, write
+from tools.results import KINDS, MODELS, QUICK, Budget, Spec, main, run, to_markdown, train, write
 
 NUMBERS = ("parameters", "train_seconds", "eval_seconds", "neg_elbo", "distortion", "rate", "neg_log_px",
            "neg_log_px_se", "iwae_gain", "bits_per_dim", "bits_per_dim_elbo", "active_units", "fd")
@@ -140,8 +140,8 @@ def test_cvae_reports_the_marginal_in_the_column_and_the_conditional_in_a_note(r
 
 
 def test_cvae_marginal_bound_against_a_direct_computation():
-    from vae_lesson.cvae import ConditionalVAE, log_weights_per_label
-    from vae_lesson.results import _cvae_bounds
+    from tools.results import _cvae_bounds
+    from vae_lesson.variants.cvae import ConditionalVAE, log_weights_per_label
 
     torch.manual_seed(0)
     model = ConditionalVAE(6, 2, 3, (5,))

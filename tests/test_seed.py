@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vae_lesson import seed_everything
-from vae_lesson.seed import default_num_threads
+from vae_lesson.core.seed import default_num_threads
 
 
 def test_same_seed_same_draws_everywhere():

@@ -8,7 +8,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from vae_lesson.student import (
+from tools.student import (
     BEGIN_SOLUTION,
     STUB_MESSAGE,
     is_exercise,

@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.toy (toy latent variable models) and vae_lesson.quadrature.
+"""Unit tests for vae_lesson.theory.toy (toy latent variable models) and vae_lesson.theory.quadrature.
 
 References no one here wrote: torch.distributions for the densities, the closed forms of a linear-Gaussian
 model (LinearGaussian, itself tested against MultivariateNormal) for the marginal, the posterior and the ELBO,
@@ -14,8 +14,8 @@ import torch
 from support import gen as _gen
 from torch.distributions import Independent, MultivariateNormal, Normal
 
-from vae_lesson.linear_gaussian import LinearGaussian
-from vae_lesson.quadrature import (
+from vae_lesson import LinearGaussian
+from vae_lesson.theory.quadrature import (
     elbo_quadrature,
     importance_sampling_log_marginal,
     log_marginal_quadrature,
@@ -25,7 +25,7 @@ from vae_lesson.quadrature import (
     quadrature_grid,
     relative_error,
 )
-from vae_lesson.toy import ToyModel, fold_model, spiral_model
+from vae_lesson.theory.toy import ToyModel, fold_model, spiral_model
 
 
 def _linear(D: int, d: int, seed: int = 0, sigma: float = 0.5) -> LinearGaussian:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vae_lesson import VAE, Autoencoder, evaluate, fit, load_digits, seed_everything
-from vae_lesson.training import show_progress
+from vae_lesson.core.training import show_progress
 
 
 @pytest.fixture(scope="module")
@@ -145,14 +145,3 @@ def test_evaluate_matches_manual_mean(digits):
     b = evaluate(model, X_val, batch_size=1000, generator=torch.Generator().manual_seed(1))
     assert a["kl"] == pytest.approx(b["kl"], rel=1e-6)  # KL is exact: batching must not change it
     assert a["elbo"] == pytest.approx(a["reconstruction"] - a["kl"], rel=1e-6)
-
-
-def test_max_seconds_stops_training_early(digits):
-    X, _ = digits
-    generator = seed_everything(0)
-    history = fit(VAE(64, 2, hidden_dims=(16,)), X, num_epochs=10_000, batch_size=8, generator=generator,
-                  progress=False, max_seconds=0.5)
-    assert 1 <= len(history) < 10_000
-    assert sum(history.seconds) < 5
-    with pytest.raises(ValueError, match="max_seconds: expected a number > 0"):
-        fit(VAE(64, 2), X, max_seconds=0, progress=False)

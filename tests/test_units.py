@@ -1,4 +1,4 @@
-"""Unit tests for vae_lesson.units: bits per dimension and the KL weight hidden in a loss's reductions.
+"""Unit tests for vae_lesson.core.units: bits per dimension and the KL weight hidden in a loss's reductions.
 
 References no one here wrote: base-2 logarithms from ``math.log2``, the uniform distribution over binary images
 (exactly 1 bit per pixel), and, for ``implied_beta``, losses written literally with torch's own reductions
@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from vae_lesson.units import REDUCTIONS, bits_per_dim, implied_beta, nats_to_bits
+from vae_lesson import bits_per_dim, implied_beta, nats_to_bits
+from vae_lesson.core.units import REDUCTIONS
 
 
 def test_uniform_binary_images_are_one_bit_per_pixel():

@@ -9,7 +9,7 @@ import torch
 from torch.distributions import Bernoulli, Categorical
 
 from vae_lesson import fit, load_checkpoint, save_checkpoint
-from vae_lesson.vq_vae import (
+from vae_lesson.variants.vq_vae import (
     VQVAE,
     AutoregressivePrior,
     CategoricalPrior,
@@ -200,7 +200,7 @@ def _brute_force_log_joint(model, x, prior):
 
 @pytest.mark.parametrize("use_prior", [False, True])
 def test_neighbour_bound_against_enumeration(model, use_prior):
-    from vae_lesson.vq_vae import neighbour_bound
+    from vae_lesson.variants.vq_vae import neighbour_bound
 
     g = torch.Generator().manual_seed(3)
     X = torch.rand(6, 16, generator=g)  # [6, 16]
@@ -224,7 +224,7 @@ def test_neighbour_bound_against_enumeration(model, use_prior):
 
 
 def test_neighbour_bound_is_exact_with_one_position():
-    from vae_lesson.vq_vae import neighbour_bound
+    from vae_lesson.variants.vq_vae import neighbour_bound
 
     torch.manual_seed(1)
     model = VQVAE(input_dim=10, num_positions=1, code_dim=2, num_codes=6, hidden_dims=(8,))
@@ -235,7 +235,7 @@ def test_neighbour_bound_is_exact_with_one_position():
 
 
 def test_neighbour_bound_rejects_bad_input(model):
-    from vae_lesson.vq_vae import neighbour_bound
+    from vae_lesson.variants.vq_vae import neighbour_bound
 
     with pytest.raises(TypeError, match="model"):
         neighbour_bound(torch.nn.Linear(2, 2), torch.rand(2, 16))

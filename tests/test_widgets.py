@@ -20,9 +20,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from vae_lesson import VAE  # noqa: E402
-from vae_lesson import widgets as explorers  # noqa: E402
-from vae_lesson.latent_views import latent_activity  # noqa: E402
-from vae_lesson.widgets import latent_interpolation, latent_plane, latent_sliders, posterior_viewer  # noqa: E402
+from vae_lesson.views import widgets as explorers  # noqa: E402
+from vae_lesson.views.latent_views import latent_activity  # noqa: E402
+from vae_lesson.views.widgets import latent_interpolation, latent_plane, latent_sliders, posterior_viewer  # noqa: E402
 
 
 def teardown_function():
