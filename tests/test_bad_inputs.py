@@ -16,7 +16,10 @@ import pytest
 import torch
 
 import vae_lesson as v
+import vae_lesson.views.widgets as w
 from tools.student import student_notebook
+from vae_lesson.variants.conv_vae import ConvVAE
+from vae_lesson.variants.cvae import ConditionalVAE
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -307,43 +310,43 @@ CASES = [
         ["expected_ndim", "int", "'3'"],
     ),
     # widgets: X is named X; labels may be strings except on the plane
-    ("widget-X-255", lambda e: v.latent_sliders(e["vae"], e["X"] * 255), ValueError, ["X", "<= 1.0", "maximum"]),
-    ("widget-X-shape", lambda e: v.posterior_viewer(e["vae"], e["X"][:, :4]), ValueError, ["X", "[n, 6]", "[20, 4]"]),
+    ("widget-X-255", lambda e: w.latent_sliders(e["vae"], e["X"] * 255), ValueError, ["X", "<= 1.0", "maximum"]),
+    ("widget-X-shape", lambda e: w.posterior_viewer(e["vae"], e["X"][:, :4]), ValueError, ["X", "[n, 6]", "[20, 4]"]),
     (
         "widget-X-one",
-        lambda e: v.latent_interpolation(e["vae"], e["X"][:1]),
+        lambda e: w.latent_interpolation(e["vae"], e["X"][:1]),
         ValueError,
         ["X", "at least two", "[1, 6]"],
     ),
     (
         "widget-y-short",
-        lambda e: v.latent_sliders(e["vae"], e["X"], [1, 2]),
+        lambda e: w.latent_sliders(e["vae"], e["X"], [1, 2]),
         ValueError,
         ["y", "one label per image", "2 labels"],
     ),
     (
         "widget-y-float",
-        lambda e: v.latent_sliders(e["vae"], e["X"], [0.5] * 20),
+        lambda e: w.latent_sliders(e["vae"], e["X"], [0.5] * 20),
         TypeError,
         ["y[0]", "int or a string", "0.5"],
     ),
     (
         "widget-y-str",
-        lambda e: v.latent_sliders(e["vae"], e["X"], "0123"),
+        lambda e: w.latent_sliders(e["vae"], e["X"], "0123"),
         TypeError,
         ["y", "one label per image", "str"],
     ),
     (
         "plane-y-str",
-        lambda e: v.latent_plane(e["vae"], e["X"], ["cat"] * 20),
+        lambda e: w.latent_plane(e["vae"], e["X"], ["cat"] * 20),
         TypeError,
         ["y", "integer labels", "'cat'"],
     ),
-    ("plane-3d", lambda e: v.latent_plane(v.VAE(6, 3, (4,)), e["X"]), ValueError, ["model", "latent_dim = 2", "3"]),
-    ("widget-digit", lambda e: v.latent_sliders(e["vae"], e["X"], digit=20), ValueError, ["digit", "0 to 19", "20"]),
+    ("plane-3d", lambda e: w.latent_plane(v.VAE(6, 3, (4,)), e["X"]), ValueError, ["model", "latent_dim = 2", "3"]),
+    ("widget-digit", lambda e: w.latent_sliders(e["vae"], e["X"], digit=20), ValueError, ["digit", "0 to 19", "20"]),
     (
         "widget-dims",
-        lambda e: v.posterior_viewer(e["vae"], e["X"], dims=(0, 0)),
+        lambda e: w.posterior_viewer(e["vae"], e["X"], dims=(0, 0)),
         TypeError,
         ["dims", "two different", "(0, 0)"],
     ),
@@ -550,7 +553,7 @@ def test_a_checkpoint_asking_for_terabytes_allocates_nothing(tmp_path):
 
 
 def test_saving_and_loading_every_registered_model_round_trips(tmp_path):
-    for model in (v.VAE(6, 2, (8,)), v.Autoencoder(6, 2), v.ConvVAE(8, 2, (4,)), v.ConditionalVAE(6, 2, 3, (8,))):
+    for model in (v.VAE(6, 2, (8,)), v.Autoencoder(6, 2), ConvVAE(8, 2, (4,)), ConditionalVAE(6, 2, 3, (8,))):
         path = tmp_path / "m.pt"
         v.save_checkpoint(model, path)
         loaded = v.load_checkpoint(path)
@@ -563,7 +566,7 @@ def test_saving_and_loading_every_registered_model_round_trips(tmp_path):
 def run(module, *args, cwd):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", f"vae_lesson.{module}", *map(str, args)],
+        [sys.executable, "-m", f"tools.{module}", *map(str, args)],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -58,7 +58,7 @@ def default_notebooks(command: str) -> list[pathlib.Path]:
     if not paths:
         where = pathlib.Path.cwd()
         why = "no notebooks/ folder" if not folder.is_dir() else "no notebooks/NN_*.ipynb"
-        raise CLIError(f"{where}: {why} here; run `python -m vae_lesson.{command}` from the course folder "
+        raise CLIError(f"{where}: {why} here; run `python -m tools.{command}` from the course folder "
                        "(the one holding notebooks/), or name the notebooks")
     return paths
 
@@ -73,5 +73,5 @@ def check_out_dir(out_dir) -> pathlib.Path:
 def fail(command: str, err: BaseException) -> int:
     """Print one line ``vae_lesson.<command>: error: ...`` on stderr; the exit status is 1."""
     message = " ".join(str(err).split()) or type(err).__name__
-    print(f"python -m vae_lesson.{command}: error: {message}", file=sys.stderr)
+    print(f"python -m tools.{command}: error: {message}", file=sys.stderr)
     return 1

@@ -33,32 +33,28 @@ SEED_ENV = "VAE_LESSON_SEED"
 DEFAULT_SEED = 0
 
 
-def default_seed() -> int:
-    """The seed :func:`seed_everything` uses when given none: ``$VAE_LESSON_SEED`` if set, else 0."""
-    raw = os.environ.get(SEED_ENV, "").strip()
+def _environment_int(name: str, default: int, minimum: int) -> int:
+    """The whole number in environment variable ``name`` (``default`` when unset or blank), at least ``minimum``."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_SEED
+        return default
     try:
         value = int(raw)
     except ValueError:
-        value = -1
-    if value < 0:
-        _checks.fail(SEED_ENV, "a whole number >= 0 (environment variable)", repr(raw))
+        value = minimum - 1
+    if value < minimum:
+        _checks.fail(name, f"a whole number >= {minimum} (environment variable)", repr(raw))
     return value
+
+
+def default_seed() -> int:
+    """The seed :func:`seed_everything` uses when given none: ``$VAE_LESSON_SEED`` if set, else 0."""
+    return _environment_int(SEED_ENV, DEFAULT_SEED, minimum=0)
 
 
 def default_num_threads() -> int:
     """The thread count the course uses: ``$VAE_LESSON_THREADS`` if set, else 1."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_THREADS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        _checks.fail(THREADS_ENV, "a whole number >= 1 (environment variable)", repr(raw))
-    return value
+    return _environment_int(THREADS_ENV, DEFAULT_THREADS, minimum=1)
 
 
 def seed_everything(seed: int | None = None, num_threads: int | None = None) -> torch.Generator:

@@ -70,6 +70,14 @@ def _default_objective(model):
     return reconstruction_terms if isinstance(model, Autoencoder) else elbo
 
 
+def _check_objective(objective, model):
+    """``objective`` if it is callable; ``None`` -> the model's default (ELBO, or reconstruction for an AE)."""
+    if objective is not None and not callable(objective):
+        _checks.fail("objective", "a function (model, x, generator=...) -> ELBOTerms", type(objective).__name__,
+                     TypeError)
+    return objective or _default_objective(model)
+
+
 def show_progress() -> bool:
     """Whether ``fit`` draws a progress bar by default.
 
@@ -147,10 +155,7 @@ def evaluate(model, X: torch.Tensor, n_samples: int = 1, batch_size: int = 1000,
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
     _checks.generator("generator", generator)
-    if objective is not None and not callable(objective):
-        _checks.fail("objective", "a function (model, x, generator=...) -> ELBOTerms", type(objective).__name__,
-                     TypeError)
-    objective = objective or _default_objective(model)
+    objective = _check_objective(objective, model)
     if device is not None:
         device = _checks.device("device", device)
     elif next(model.parameters(), None) is None:
@@ -196,10 +201,7 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
     beta = _checks.number("beta", beta, minimum=0.0)
     kl_warmup_epochs = _checks.number("kl_warmup_epochs", kl_warmup_epochs, minimum=0.0)
     _checks.generator("generator", generator)
-    if objective is not None and not callable(objective):
-        _checks.fail("objective", "a function (model, x, generator=...) -> ELBOTerms", type(objective).__name__,
-                     TypeError)
-    objective = objective or _default_objective(model)
+    objective = _check_objective(objective, model)
     if device is not None:
         model.to(_checks.device("device", device))
     device = next(model.parameters()).device
