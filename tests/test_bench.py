@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import shutil
 
 import pytest
@@ -59,6 +60,10 @@ def test_ceiling_and_loop_run():
 @pytest.mark.slow  # torch.compile: tens of seconds to minutes
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile on CPU needs a C++ compiler")
+# ATEN_CPU_CAPABILITY=default (the course's way to simulate another CPU) makes inductor's generated C++ refer to
+# at::vec kernels that this capability leaves out, so it does not compile: a torch limitation, not the course's
+@pytest.mark.skipif(os.environ.get("ATEN_CPU_CAPABILITY", "").lower() == "default",
+                    reason="torch.compile's C++ code does not build with ATEN_CPU_CAPABILITY=default")
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own
 def test_compiled_step_reports_well_formed_numbers():
     import torch
