@@ -14,6 +14,10 @@ training data) for every choice and every curve, ``"test"`` for final numbers on
 * ``load_mnist(split, source=DIR)``: full MNIST (60000/10000) from the four standard IDX files a user already
   has, gzipped or not (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-...``):
   ``"val"`` is a stratified tenth of the 60000 training images (54000 / 6000 / 10000).
+* ``binarized=True`` (either loader): one fixed binarization of the split, each pixel drawn ``1`` with probability
+  its grey value by a generator seeded with ``binarize_seed`` (default 0, the same for everyone: a data set, like
+  the fixed binarized test set of the published numbers). For *dynamic* binarization of the training data (a
+  fresh draw every epoch), load grey pixels and pass ``fit(..., binarize=True)``.
 * ``load_digits(split)``: sklearn's 1797 8x8 digits (values 0-16 scaled to [0, 1]), 20 % of each digit for test
   and a tenth of the rest for validation: 1295 train, 143 val, 359 test. Tiny and fast: the unit tests train on it.
 """
@@ -161,26 +165,56 @@ def _load_idx_mnist(split: str, source) -> tuple[torch.Tensor, torch.Tensor]:
     return _to_tensors(images, labels, 255.0)
 
 
-def load_mnist(split: str = "train", source: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def binarize(X: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """One fixed binarization of ``X [n, D]`` (pixels in [0, 1]): ``1`` with probability the grey value, else ``0``.
+
+    Drawn with a ``torch.Generator`` seeded with ``seed``, so the same ``seed`` gives the same binary images on
+    every run. Returns a new tensor of ``X``'s shape and dtype holding only 0s and 1s.
+    """
+    _checks.tensor("X", X, ndim=2, low=0.0, high=1.0)
+    seed = _checks.integer("seed", seed, minimum=0)
+    generator = torch.Generator(device=X.device).manual_seed(seed)
+    return torch.bernoulli(X, generator=generator)
+
+
+def _binarized(pair: tuple[torch.Tensor, torch.Tensor], binarized: bool, binarize_seed: int):
+    if not isinstance(binarized, bool):
+        _checks.fail("binarized", "True or False", type(binarized).__name__, TypeError)
+    binarize_seed = _checks.integer("binarize_seed", binarize_seed, minimum=0)
+    return (binarize(pair[0], binarize_seed), pair[1]) if binarized else pair
+
+
+def load_mnist(split: str = "train", source: str | os.PathLike | None = None, *, binarized: bool = False,
+               binarize_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST as ``(X float32 [n, 784] in [0, 1], y int64 [n])``.
 
     ``split``: ``"train"`` (fit parameters), ``"val"`` (choices and curves) or ``"test"`` (final numbers only).
     ``source=None``: the bundled 5000-image subset, 3500 / 500 / 1000 (stratified, fixed).
     ``source=DIR``: the full data set from the standard IDX files in ``DIR`` (54000 / 6000 / 10000).
+    ``binarized=True``: one fixed binarization of the split (:func:`binarize` with ``binarize_seed``).
     """
     _checks.choice("split", split, SPLITS)
     if source is not None:
-        return _load_idx_mnist(split, source)
+        return _binarized(_load_idx_mnist(split, source), binarized, binarize_seed)
     arrays = _bundled_mnist_split()
     if split == "test":
-        return _to_tensors(arrays["test_x"], arrays["test_y"], 255.0)
+        return _binarized(_to_tensors(arrays["test_x"], arrays["test_y"], 255.0), binarized, binarize_seed)
     x, y = _carve_val(arrays["train_x"], arrays["train_y"], split, lambda n: MNIST_VAL_PER_CLASS)
-    return _to_tensors(x, y, 255.0)
+    return _binarized(_to_tensors(x, y, 255.0), binarized, binarize_seed)
 
 
-def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """sklearn's 8x8 digits as ``(X float32 [n, 64] in [0, 1], y int64 [n])``: 1295 train / 143 val / 359 test."""
+def load_digits(split: str = "train", *, binarized: bool = False,
+                binarize_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn's 8x8 digits as ``(X float32 [n, 64] in [0, 1], y int64 [n])``: 1295 train / 143 val / 359 test.
+
+    ``binarized=True``: one fixed binarization of the split (:func:`binarize` with ``binarize_seed``).
+    """
     _checks.choice("split", split, SPLITS)
+    pair = _load_digits(split)
+    return _binarized(pair, binarized, binarize_seed)
+
+
+def _load_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits as sklearn_digits  # bundled with scikit-learn: no network
 
     bunch = sklearn_digits()

@@ -178,7 +178,7 @@ def evaluate(model, X: torch.Tensor, n_samples: int = 1, batch_size: int = 1000,
 def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
         beta: float = 1.0, kl_warmup_epochs: float = 0, X_val: torch.Tensor | None = None,
         generator: torch.Generator | None = None, device=None, progress: bool | None = None,
-        objective=None) -> History:
+        objective=None, binarize: bool = False) -> History:
     """Train ``model`` on the rows of ``X [n, D]`` (pixels in [0, 1]) with Adam; return the :class:`History`.
 
     * ``beta`` >= 0 weights the KL term (1 is the ELBO; see notebook 09 for beta-VAEs);
@@ -190,8 +190,13 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
     * ``progress``: a ``tqdm`` bar over epochs; default :func:`show_progress` (on in Jupyter, off in CI/tests).
     * ``objective(model, x, generator=...) -> ELBOTerms``: default ``elbo`` for a VAE and the reconstruction
       log-likelihood for an ``Autoencoder``.
+    * ``binarize``: dynamic binarization. Every batch is replaced by a fresh Bernoulli draw of its grey pixels
+      (drawn with ``generator``), so each epoch trains on a new binarization of ``X``; ``X_val`` is used as given
+      (pass one fixed binarization, e.g. ``load_mnist("val", binarized=True)``).
     """
     _check_model(model)
+    if not isinstance(binarize, bool):
+        _checks.fail("binarize", "True or False", type(binarize).__name__, TypeError)
     X = _check_data("X", X, model)
     if X_val is not None:
         X_val = _check_data("X_val", X_val, model)
@@ -232,6 +237,9 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
         beta_t = beta
         for i, start in enumerate(range(0, n, batch_size), start=1):
             xb = X.index_select(0, order[start:start + batch_size])  # [batch, D]; 6x faster than X[idx]
+            if binarize:  # dynamic binarization: a fresh draw for every batch, so every epoch sees new images
+                u = torch.rand(xb.shape, generator=generator, device=shuffle_device, dtype=xb.dtype).to(device)
+                xb = (u < xb).to(xb.dtype)
             beta_t = beta * min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else beta
             try:
                 terms = objective(model, xb, generator=generator)
