@@ -173,6 +173,31 @@ CASES = [
     ("fit-epochs", lambda e: v.fit(e["vae"], e["x"], num_epochs=0), ValueError, ["num_epochs", ">= 1", "0"]),
     ("fit-batch", lambda e: v.fit(e["vae"], e["x"], batch_size=-1), ValueError, ["batch_size", ">= 1", "-1"]),
     ("fit-beta", lambda e: v.fit(e["vae"], e["x"], beta=-1), ValueError, ["beta", ">= 0", "-1"]),
+    (
+        "fit-beta-no-kl",
+        lambda e: v.fit(e["vae"], e["x"], beta=2.0, objective=_iwae(2)),
+        ValueError,
+        ["beta", "no KL term to weight", "iwae_bound", "2.0"],
+    ),
+    (
+        "fit-warmup-no-kl",
+        lambda e: v.fit(e["ae"], e["x"], kl_warmup_epochs=1),
+        ValueError,
+        ["kl_warmup_epochs", "no KL term to weight", "reconstruction", "1"],
+    ),
+    ("history-missing", lambda e: v.History(elbo=[1.0]).kl, AttributeError, ["history", "(elbo)", "'kl'"]),
+    (
+        "elbo-from-q-decode",
+        lambda e: _elbo_from_q("decode", e["x"], torch.zeros(4, 2), torch.zeros(4, 2)),
+        TypeError,
+        ["decode", "a function", "str"],
+    ),
+    (
+        "elbo-from-q-rows",
+        lambda e: _elbo_from_q(e["vae"].decode, e["x"], torch.zeros(3, 2), torch.zeros(3, 2)),
+        ValueError,
+        ["mu", "one row per example of x", "[3, 2]"],
+    ),
     ("fit-X-255", lambda e: v.fit(e["vae"], e["x"] * 255), ValueError, ["X", "<= 1.0", "maximum"]),
     ("fit-X-shape", lambda e: v.fit(e["vae"], torch.rand(4, 5)), ValueError, ["X", "[n, 6]", "[4, 5]"]),
     ("fit-X-empty", lambda e: v.fit(e["vae"], torch.rand(0, 6)), ValueError, ["X", "at least one", "empty"]),
@@ -373,6 +398,18 @@ def v_student_same(e):
     nb = e["d"] / "01_x.ipynb"
     nb.write_text(json.dumps(nb_with("1")))
     return write_student_copies(e["d"], [nb])
+
+
+def _iwae(k):
+    from vae_lesson.variants.iwae_training import iwae_objective
+
+    return iwae_objective(k)
+
+
+def _elbo_from_q(*args):
+    from vae_lesson.core.bounds import elbo_from_q
+
+    return elbo_from_q(*args)
 
 
 def _under_confident():

@@ -15,6 +15,7 @@ from torch.distributions import Normal, kl_divergence
 
 from vae_lesson import VAE, elbo, evaluate, fit, gaussian_kl
 from vae_lesson.analysis.collapse import ActiveUnits, active_units, free_bits_objective, kl_per_dimension, kl_terms
+from vae_lesson.core.training import objective_loss
 
 
 def _vae(seed: int = 0, latent_dim: int = 4) -> VAE:
@@ -95,26 +96,32 @@ def test_free_bits_zero_is_the_elbo():
     model, x = _vae(5), _data(9)
     mine = free_bits_objective(0.0)(model, x, generator=_gen(3))
     theirs = elbo(model, x, generator=_gen(3))
-    for a, b in zip(mine, theirs):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    for name in ("reconstruction", "kl", "elbo"):
+        torch.testing.assert_close(mine.terms[name], getattr(theirs, name), rtol=0, atol=1e-12)
+    torch.testing.assert_close(mine.terms["free_bits_kl"], theirs.kl, rtol=0, atol=1e-12)
+    torch.testing.assert_close(objective_loss(mine, 2.0), objective_loss(theirs, 2.0), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("lambda_", [0.005, 0.03, 0.06, 5.0])
 def test_free_bits_batch_kl_is_the_clamped_sum_with_the_right_gradient(lambda_):
     model, x = _vae(6), _data(16)
-    terms = free_bits_objective(lambda_)(model, x, generator=_gen(4))
+    out = free_bits_objective(lambda_)(model, x, generator=_gen(4))
     reference_elbo = elbo(model, x, generator=_gen(4))
-    torch.testing.assert_close(terms.reconstruction, reference_elbo.reconstruction, rtol=0, atol=1e-12)
-    torch.testing.assert_close(terms.elbo, terms.reconstruction - terms.kl, rtol=0, atol=1e-12)
+    for name in ("reconstruction", "kl", "elbo"):  # the true ELBO's terms, by their own names
+        torch.testing.assert_close(out.terms[name], getattr(reference_elbo, name), rtol=0, atol=1e-12)
+    clamped = out.terms["free_bits_kl"]
+    assert out.beta_term is clamped and torch.equal(out.loss, -out.terms["reconstruction"])
+    torch.testing.assert_close(out.terms["free_bits_objective"], out.terms["reconstruction"] - clamped,
+                               rtol=0, atol=1e-12)
     # Kingma et al. (2016): sum_j max(lambda, batch-mean KL_j), written out with torch.distributions.
     mu, logvar = model.encode(x)
     per_dim = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).mean(0)  # [latent_dim]
     reference = torch.clamp(per_dim, min=lambda_).sum()
-    torch.testing.assert_close(terms.kl.mean(), reference, rtol=0, atol=1e-12)
-    assert (terms.kl.mean() >= reference_elbo.kl.mean() - 1e-12).item()  # the clamped KL is never smaller
+    torch.testing.assert_close(clamped.mean(), reference, rtol=0, atol=1e-12)
+    assert (clamped.mean() >= reference_elbo.kl.mean() - 1e-12).item()  # the clamped KL is never smaller
     # Same gradient as the reference; units below lambda get none from the KL.
     params = list(model.encoder.parameters())
-    mine = torch.autograd.grad(terms.kl.mean(), params)
+    mine = torch.autograd.grad(clamped.mean(), params)
     theirs = torch.autograd.grad(reference, params, allow_unused=True)
     for a, b in zip(mine, theirs):
         torch.testing.assert_close(a, torch.zeros_like(a) if b is None else b, rtol=1e-10, atol=1e-12)
@@ -123,15 +130,18 @@ def test_free_bits_batch_kl_is_the_clamped_sum_with_the_right_gradient(lambda_):
         assert (per_dim < lambda_).any() and (per_dim > lambda_).any(), per_dim
 
 
-def test_fit_accepts_free_bits_and_its_history_records_the_clamped_kl():
+def test_fit_accepts_free_bits_and_its_history_names_the_clamped_kl():
     torch.manual_seed(7)
     model, X = VAE(input_dim=6, latent_dim=3, hidden_dims=(8,)), _data(64).float()
     lambda_ = 10.0  # far above any unit's KL: the KL term is the constant 3 * lambda and has no gradient
     history = fit(model, X, num_epochs=2, batch_size=16, objective=free_bits_objective(lambda_),
                   X_val=X, generator=_gen(0))
-    assert history.kl == pytest.approx([3 * lambda_] * 2) and history.val_kl == pytest.approx([3 * lambda_] * 2)
+    assert history.free_bits_kl == pytest.approx([3 * lambda_] * 2)
+    assert history.val_free_bits_kl == pytest.approx([3 * lambda_] * 2)
     true_kl = evaluate(model, X)["kl"]
     assert 0 < true_kl < 3 * lambda_
+    assert history.val_kl[-1] == pytest.approx(true_kl, rel=1e-6)  # history.kl is the true KL, as everywhere
+    assert history.beta == [1.0, 1.0]  # free bits has a KL term for beta to weight
 
 
 # ------------------------------------------------------------------------------------------------------ errors

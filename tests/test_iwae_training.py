@@ -8,7 +8,10 @@ import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from vae_lesson import VAE, fit
-from vae_lesson.variants.iwae_training import effective_sample_size, gradient_snr, iwae_objective, posterior_spread
+from vae_lesson.analysis.evaluation import effective_sample_size
+from vae_lesson.core.bounds import Objective
+from vae_lesson.core.training import objective_loss
+from vae_lesson.variants.iwae_training import gradient_snr, iwae_objective, posterior_spread
 
 
 @pytest.fixture
@@ -52,15 +55,26 @@ def log_marginal_by_quadrature(net, x, half_width=8.0, n=801):
 @torch.no_grad()
 def mean_bound(net, x, k, repeats, seed=0):
     g = torch.Generator().manual_seed(seed)
-    draws = iwae_objective(k)(net, x.repeat(repeats, 1), generator=g).elbo.reshape(repeats, -1)  # [repeats, batch]
+    draws = iwae_objective(k)(net, x.repeat(repeats, 1), generator=g).terms["iwae_bound"].reshape(repeats, -1)
     return draws.mean(0), draws.std(0) / math.sqrt(repeats)
 
 
 def test_terms_follow_the_documented_semantics(model):
-    terms = iwae_objective(5)(model, X, generator=torch.Generator().manual_seed(0))
-    assert all(t.shape == (3,) for t in terms)
-    assert torch.equal(terms.elbo, terms.reconstruction)
-    assert torch.equal(terms.kl, torch.zeros(3))
+    out = iwae_objective(5)(model, X, generator=torch.Generator().manual_seed(0))
+    assert isinstance(out, Objective) and list(out.terms) == ["iwae_bound"] and out.beta_term is None
+    bound = out.terms["iwae_bound"]
+    assert bound.shape == (3,) and torch.equal(out.loss, -bound)
+    # the bound by torch.distributions from the same draws
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = model.encode(X)
+    q = Normal(mu, torch.exp(0.5 * logvar))
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(5, *mu.shape, generator=g)  # [5, 3, 2]
+    log_w = (Bernoulli(logits=model.decode(z)).log_prob(X).sum(-1) + Normal(0.0, 1.0).log_prob(z).sum(-1)
+             - q.log_prob(z).sum(-1))  # [5, 3]
+    torch.testing.assert_close(bound, torch.logsumexp(log_w, 0) - math.log(5), rtol=0, atol=1e-5)
+    torch.testing.assert_close(objective_loss(out), -bound)
+    with pytest.raises(ValueError, match=r"^beta: expected 1 .*no KL term.*iwae_bound"):
+        objective_loss(out, beta=0.5)
 
 
 def test_k1_equals_the_elbo_in_expectation(model):
@@ -85,24 +99,28 @@ def test_bound_rises_with_k_towards_log_p_x(model):
 
 
 def test_gradients_flow_to_encoder_and_decoder(model):
-    loss = -iwae_objective(50)(model, X, generator=torch.Generator().manual_seed(0)).elbo.mean()
+    loss = iwae_objective(50)(model, X, generator=torch.Generator().manual_seed(0)).loss.mean()
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, f"{name} gets no gradient"
 
 
-def test_fit_loss_is_minus_the_bound_whatever_beta():
+def test_fit_records_the_bound_by_its_name_and_refuses_a_kl_weight():
     data = torch.rand(64, 4).round()
-    states = []
-    for beta in (1.0, 0.3):
-        torch.manual_seed(0)
-        net = VAE(4, 2, hidden_dims=(8,))
-        history = fit(net, data, num_epochs=2, batch_size=16, beta=beta, kl_warmup_epochs=1,
-                      objective=iwae_objective(3), generator=torch.Generator().manual_seed(0), progress=False)
-        assert history.kl == [0.0, 0.0] and history.elbo == history.reconstruction
-        states.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
-    assert torch.equal(states[0], states[1]), "beta and warm-up do not change the IWAE loss"
+    torch.manual_seed(0)
+    net = VAE(4, 2, hidden_dims=(8,))
+    history = fit(net, data, num_epochs=2, batch_size=16, X_val=data[:8], objective=iwae_objective(3),
+                  generator=torch.Generator().manual_seed(0), progress=False)
+    assert history.names() == ["iwae_bound", "val_iwae_bound", "seconds"]
+    assert len(history.iwae_bound) == 2 and history.iwae_bound[-1] < 0
+    for missing in ("kl", "elbo", "reconstruction", "beta"):
+        with pytest.raises(AttributeError, match=rf"history: expected .*iwae_bound.*got '{missing}'"):
+            getattr(history, missing)
+    for kwargs, name in (({"beta": 0.3}, "beta"), ({"kl_warmup_epochs": 1}, "kl_warmup_epochs")):
+        with pytest.raises(ValueError, match=rf"^{name}: expected .*no KL term to weight \(its terms: iwae_bound\)"):
+            fit(VAE(4, 2, hidden_dims=(8,)), data, num_epochs=1, objective=iwae_objective(3), progress=False,
+                **kwargs)
 
 
 def test_effective_sample_size_matches_its_definition():
@@ -163,8 +181,6 @@ def test_argument_errors(model):
         iwae_objective(2)(model, X, generator=0)
     with pytest.raises(TypeError, match="model"):
         iwae_objective(2)(torch.nn.Linear(4, 4), X)
-    with pytest.raises(ValueError, match="log_w"):
-        effective_sample_size(torch.zeros(3))
     with pytest.raises(ValueError, match="X"):
         posterior_spread(model, torch.rand(2, 4) + 1)
     with pytest.raises(ValueError, match="n_repeats"):

@@ -52,7 +52,10 @@ def test_kl_warmup_ramps_beta(digits):
     _, history = train_digits(X, None, num_epochs=4, beta=2.0, kl_warmup_epochs=2)
     assert history.beta[0] == pytest.approx(1.0)  # end of epoch 1 of 2 warm-up epochs
     assert history.beta[1:] == [2.0, 2.0, 2.0]
-    assert history.val_elbo == []
+    assert "val_elbo" not in history  # no X_val, no validation series
+    have = r"\(reconstruction, kl, elbo, beta, seconds\)"
+    with pytest.raises(KeyError, match=rf"history: expected the name of a series it records {have}, got 'val_elbo'"):
+        history["val_elbo"]
 
 
 def test_beta_zero_lets_kl_grow(digits):
@@ -67,9 +70,14 @@ def test_autoencoder_trains_on_reconstruction_only(digits):
     generator = seed_everything(0)
     model = Autoencoder(64, 2, hidden_dims=(32,))
     history = fit(model, X, num_epochs=3, batch_size=64, lr=3e-3, X_val=X_val, generator=generator, progress=False)
-    assert history.kl == [0.0, 0.0, 0.0]
-    assert history.elbo == history.reconstruction
+    assert history.names() == ["reconstruction", "val_reconstruction", "seconds"]  # no KL, no bound, no beta
     assert history.val_reconstruction[-1] > history.val_reconstruction[0]
+    for name in ("kl", "elbo"):
+        with pytest.raises(AttributeError, match=rf"got '{name}'"):
+            getattr(history, name)
+    assert evaluate(model, X_val).keys() == {"reconstruction"}
+    with pytest.raises(ValueError, match=r"^beta: expected 1: the objective reconstruction_terms has no KL term"):
+        fit(Autoencoder(64, 2, hidden_dims=(8,)), X, num_epochs=1, beta=2.0, progress=False)
 
 
 def test_divergence_stops_with_a_clear_message(digits):

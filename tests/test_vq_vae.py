@@ -94,15 +94,18 @@ def test_model_shapes_and_straight_through_decoder(model):
 
 def test_objective_matches_torch_distributions_and_trains(model):
     x = (torch.rand(64, 16, generator=torch.Generator().manual_seed(4)) > 0.5).float()
-    terms = vq_objective(0.25)(model, x)
+    out = vq_objective(0.25)(model, x)
     x_logits, z_e, z_q, _ = model(x)
     reference = Bernoulli(logits=x_logits).log_prob(x).sum(-1)
-    assert torch.allclose(terms.reconstruction, reference, atol=1e-5)
-    assert torch.allclose(terms.kl, 1.25 * ((z_e - z_q) ** 2).sum((1, 2)), atol=1e-6)
-    assert torch.allclose(terms.elbo, terms.reconstruction - terms.kl)
+    distance = ((z_e - z_q) ** 2).sum((1, 2))  # [64]
+    assert list(out.terms) == ["reconstruction", "squared_distance"] and out.beta_term is None
+    assert torch.allclose(out.terms["reconstruction"], reference, atol=1e-5)
+    assert torch.allclose(out.terms["squared_distance"], distance, atol=1e-6)
+    assert torch.allclose(out.loss, -reference + 1.25 * distance, atol=1e-4)
     history = fit(model, x, num_epochs=30, batch_size=16, lr=1e-2, objective=vq_objective(),
                   generator=torch.Generator().manual_seed(0))
     assert history.reconstruction[-1] > history.reconstruction[0] + 1.0
+    assert history.names() == ["reconstruction", "squared_distance", "seconds"]
 
 
 def test_bound_with_uniform_and_fitted_priors(model):

@@ -27,8 +27,7 @@ from typing import NamedTuple
 import torch
 
 from vae_lesson import _checks
-from vae_lesson.core.bounds import ELBOTerms, _check_model, _encode_gaussian
-from vae_lesson.core.distributions import _bernoulli_log_likelihood, _reparameterize
+from vae_lesson.core.bounds import Objective, check_vae, elbo_from_q, encode_gaussian
 from vae_lesson.views.latent_views import latent_activity
 
 
@@ -48,23 +47,19 @@ def kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     _checks.tensor("mu", mu, ndim=2)
     _checks.tensor("logvar", logvar, ndim=2)
     _checks.same_shape("mu", mu, "logvar", logvar)
-    return _kl_terms(mu, logvar)
-
-
-def _kl_terms(mu, logvar):
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # [batch, latent_dim]
 
 
 @torch.no_grad()
 def _encode_all(model, X, batch_size):
-    _check_model(model)
+    check_vae(model)
     _checks.tensor("X", X, ndim=2, low=0.0, high=1.0)
     if X.shape[0] < 1:
         _checks.fail("X", "at least one example", "an empty tensor")
     if X.shape[1] != getattr(model, "input_dim", X.shape[1]):
         _checks.fail("X", f"shape [n, {model.input_dim}] (the model's input_dim)", list(X.shape))
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
-    parts = [_encode_gaussian(model, X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)]
+    parts = [encode_gaussian(model, X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])  # [n, latent_dim] each
 
 
@@ -76,7 +71,7 @@ def kl_per_dimension(model, X: torch.Tensor, batch_size: int = 1000) -> torch.Te
     A collapsed dimension has a value near 0.
     """
     mu, logvar = _encode_all(model, X, batch_size)
-    return _kl_terms(mu, logvar).mean(0)  # [latent_dim]
+    return kl_terms(mu, logvar).mean(0)  # [latent_dim]
 
 
 def active_units(model, X: torch.Tensor, threshold: float = 0.01, batch_size: int = 1000) -> ActiveUnits:
@@ -102,26 +97,28 @@ def free_bits_objective(lambda_: float):
 
     $$\text{loss} = -\frac1B\sum_n \log p_\theta(x_n\mid z_n) + \beta\sum_j \max(\lambda, \overline{\mathrm{KL}}_j).$$
 
-    Returns ``objective(model, x, generator=None) -> ELBOTerms`` whose ``kl`` is ``[batch]`` with
-    $\mathrm{kl}_n = \sum_j [\mathrm{KL}_j(x_n)$ if $\overline{\mathrm{KL}}_j \ge \lambda$, else the constant
-    $\lambda]$, so that its batch mean is exactly the clamped sum above and a dimension below $\lambda$ gets no
-    KL gradient; ``elbo = reconstruction - kl`` (same noise draws as :func:`vae_lesson.elbo`). Hence, when
-    training with it, ``fit``'s history (``kl``, ``elbo`` and the ``val_`` fields) records the *clamped* KL and
-    the free-bits objective, which is <= the ELBO: measure the true numbers afterwards with
-    ``evaluate(model, X)`` or ``elbo``. ``lambda_ = 0`` gives the ELBO back.
+    Returns ``objective(model, x, generator=None) ->`` :class:`~vae_lesson.core.bounds.Objective` with
+    ``loss = -reconstruction`` and ``beta_term`` the clamped KL ``free_bits_kl`` ``[batch]``,
+    $\sum_j [\mathrm{KL}_j(x_n)$ if $\overline{\mathrm{KL}}_j \ge \lambda$, else the constant $\lambda]$, whose
+    batch mean is exactly the clamped sum above (a dimension below $\lambda$ gets no KL gradient); ``fit``'s
+    ``beta`` and warm-up weight it. Its named terms, each ``[batch]`` in nats, are what ``fit``'s history records:
+    ``reconstruction``, the true ``kl`` and ``elbo`` (:func:`~vae_lesson.core.bounds.elbo_from_q`, the same noise
+    draws as :func:`vae_lesson.elbo`), ``free_bits_kl`` and ``free_bits_objective`` = reconstruction $-$
+    free_bits_kl (whose batch mean is <= the ELBO's). ``lambda_ = 0`` gives the ELBO back.
     """
     lambda_ = _checks.number("lambda_", lambda_, minimum=0.0)
 
-    def objective(model, x: torch.Tensor, generator: torch.Generator | None = None) -> ELBOTerms:
-        _check_model(model)
+    def objective(model, x: torch.Tensor, generator: torch.Generator | None = None) -> Objective:
+        check_vae(model)
         _checks.generator("generator", generator)
-        mu, logvar = _encode_gaussian(model, x)  # [batch, latent_dim] each
-        z = _reparameterize(mu, logvar, generator)  # [batch, latent_dim]
-        reconstruction = _bernoulli_log_likelihood(model.decode(z), x)  # [batch]
-        kl_dims = _kl_terms(mu, logvar)  # [batch, latent_dim]
+        mu, logvar = encode_gaussian(model, x)  # [batch, latent_dim] each
+        terms = elbo_from_q(model.decode, x, mu, logvar, generator=generator)  # the true ELBO's terms, [batch]
+        kl_dims = kl_terms(mu, logvar)  # [batch, latent_dim]
         below = kl_dims.detach().mean(0) < lambda_  # [latent_dim]
-        kl = torch.where(below, torch.full_like(kl_dims, lambda_), kl_dims).sum(-1)  # [batch]
-        return ELBOTerms(reconstruction - kl, reconstruction, kl)
+        clamped = torch.where(below, torch.full_like(kl_dims, lambda_), kl_dims).sum(-1)  # [batch]
+        named = {"reconstruction": terms.reconstruction, "kl": terms.kl, "elbo": terms.elbo,
+                 "free_bits_kl": clamped, "free_bits_objective": terms.reconstruction - clamped}
+        return Objective(loss=-terms.reconstruction, terms=named, beta_term=clamped)
 
     objective.lambda_ = lambda_
     objective.__name__ = objective.__qualname__ = f"free_bits_objective({lambda_:g})"

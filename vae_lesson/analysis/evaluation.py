@@ -25,8 +25,15 @@ import math
 import torch
 
 from vae_lesson import _checks
-from vae_lesson.core.bounds import ELBOTerms, _check_model, _encode_gaussian, _log_weights
-from vae_lesson.core.distributions import _bernoulli_log_likelihood, _gaussian_kl
+from vae_lesson.core.bounds import (
+    ELBOTerms,
+    check_log_weights,
+    check_vae,
+    elbo_from_q,
+    encode_gaussian,
+    log_importance_weights,
+)
+from vae_lesson.core.distributions import reparameterize
 
 
 def _check_x(name: str, X, model) -> torch.Tensor:
@@ -62,16 +69,20 @@ def _check_proposal(model, X, mu, logvar):
 
 def _log_weight_batches(model, X, K, proposal, generator, max_rows):
     # Yields (first row, log weights [K, batch]) batch by batch; the draws of iwae_curve since its first version.
+    # X and the proposal were checked up front: the chunks run without value scans, and each batch's weights are
+    # checked once (check_log_weights).
     batch = min(X.shape[0], max_rows) or 1
     for b in range(0, X.shape[0], batch):
         xb = X[b:b + batch]  # [batch, D]
         if proposal is None:
-            mu, logvar = _encode_gaussian(model, xb)  # [batch, latent_dim] each, encoded once
+            mu, logvar = encode_gaussian(model, xb)  # [batch, latent_dim] each, encoded once
         else:
             mu, logvar = proposal[0][b:b + batch], proposal[1][b:b + batch]
         k_chunk = max(1, max_rows // xb.shape[0])
-        yield b, torch.cat([_log_weights(model, xb, mu, logvar, min(k_chunk, K - s), generator)
-                            for s in range(0, K, k_chunk)])  # [K, batch], as iwae_log_weights computes them
+        with _checks.data_checked_upstream():
+            log_w = torch.cat([log_importance_weights(model.decode, xb, mu, logvar, min(k_chunk, K - s), generator)
+                               for s in range(0, K, k_chunk)])  # [K, batch], as iwae_log_weights computes them
+        yield b, check_log_weights(log_w, logvar)
 
 
 @torch.no_grad()
@@ -94,7 +105,7 @@ def iwae_curve(model, X: torch.Tensor, ks, generator: torch.Generator | None = N
 
     ``X``: ``[n, input_dim]`` in [0, 1]. Returns ``[len(ks), n]``, nats; average over ``dim=1`` for the curve.
     """
-    _check_model(model)
+    check_vae(model)
     _check_x("X", X, model)
     ks = _check_ks(ks)
     _checks.generator("generator", generator)
@@ -120,7 +131,7 @@ def importance_log_weights(model, X: torch.Tensor, k: int, generator: torch.Gene
 
     ``X``: ``[n, input_dim]`` in [0, 1]. Returns ``[k, n]``, nats (memory $k \times n$ floats).
     """
-    _check_model(model)
+    check_vae(model)
     _check_x("X", X, model)
     k = _checks.integer("k", k, minimum=1)
     _checks.generator("generator", generator)
@@ -160,13 +171,6 @@ def _check_eps(eps, mu: torch.Tensor) -> torch.Tensor:
     return eps
 
 
-def _elbo_terms(model, x, mu, logvar, eps, z=None) -> ELBOTerms:
-    z = mu + torch.exp(0.5 * logvar) * eps if z is None else z  # [S, batch, latent_dim]
-    reconstruction = _bernoulli_log_likelihood(model.decode(z), x).mean(0)  # [batch]
-    kl = _gaussian_kl(mu, logvar)  # [batch]
-    return ELBOTerms(reconstruction - kl, reconstruction, kl)
-
-
 def elbo_with_q(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1,
                 generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> ELBOTerms:
     r"""The ELBO of ``x`` under **any** diagonal Gaussian $q = \mathcal N(\mu, \operatorname{diag} e^{\text{logvar}})$.
@@ -174,13 +178,14 @@ def elbo_with_q(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, 
     $\mathcal L(x; q) = \frac1S\sum_{s=1}^S \log p_\theta(x \mid \mu + \sigma\odot\varepsilon_s)
     - \mathrm{KL}(q\,\|\,\mathcal N(0, I))$, the KL in closed form. With ``mu, logvar = model.encode(x)`` and the
     same generator state this is exactly :func:`vae_lesson.elbo`; with the output of
-    :func:`optimise_local_posterior` it is the local ELBO.
+    :func:`optimise_local_posterior` it is the local ELBO. The formula is
+    :func:`vae_lesson.core.bounds.elbo_from_q` (with ``model.decode``).
 
     ``x``: ``[batch, input_dim]``; ``mu``, ``logvar``: ``[batch, latent_dim]``; ``eps``: optional pre-drawn noise
     ``[n_samples, batch, latent_dim]`` (then ``n_samples`` and ``generator`` are not used). Returns
     :class:`vae_lesson.ELBOTerms` of ``[batch]`` tensors, nats. Differentiable in ``mu`` and ``logvar``.
     """
-    _check_model(model)
+    check_vae(model)
     _check_x("x", x, model)
     _checks.tensor("mu", mu, ndim=2)
     _checks.tensor("logvar", logvar, ndim=2)
@@ -190,7 +195,7 @@ def elbo_with_q(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, 
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
     _checks.generator("generator", generator)
     eps = _draw_eps(mu, n_samples, generator) if eps is None else _check_eps(eps, mu)
-    return _elbo_terms(model, x, mu, logvar, eps)
+    return elbo_from_q(model.decode, x, mu, logvar, eps=eps)
 
 
 def optimise_local_posterior(model, x: torch.Tensor, num_steps: int = 200, lr: float = 1e-2, n_samples: int = 1,
@@ -215,7 +220,7 @@ def optimise_local_posterior(model, x: torch.Tensor, num_steps: int = 200, lr: f
     Returns ``(mu, logvar)``, each ``[batch, latent_dim]``, detached. Evaluate them with :func:`elbo_with_q`
     using *fresh* noise and many samples. Raises ``FloatingPointError`` if they overflow (lower ``lr``).
     """
-    _check_model(model)
+    check_vae(model)
     _check_x("x", x, model)
     num_steps = _checks.integer("num_steps", num_steps, minimum=0)
     lr = _checks.number("lr", lr, positive=True)
@@ -223,7 +228,7 @@ def optimise_local_posterior(model, x: torch.Tensor, num_steps: int = 200, lr: f
     _checks.generator("generator", generator)
     start = _check_proposal(model, x, mu, logvar)
     with torch.no_grad():
-        mu0, logvar0 = _encode_gaussian(model, x) if start is None else start  # [batch, latent_dim] each
+        mu0, logvar0 = encode_gaussian(model, x) if start is None else start  # [batch, latent_dim] each
     if eps is not None:
         _check_eps(eps, mu0)
     mu = mu0.detach().clone().requires_grad_(True)
@@ -231,11 +236,11 @@ def optimise_local_posterior(model, x: torch.Tensor, num_steps: int = 200, lr: f
     optimizer = torch.optim.Adam([mu, logvar], lr=lr)
     for step in range(num_steps):
         noise = _draw_eps(mu, n_samples, generator) if eps is None else eps  # [S, batch, latent_dim]
-        z = mu + torch.exp(0.5 * logvar) * noise  # [S, batch, latent_dim]
-        if not torch.isfinite(z).all():
+        if not torch.isfinite(reparameterize(mu.detach(), logvar.detach(), eps=noise)).all():
             raise FloatingPointError(f"optimise_local_posterior: q's parameters overflowed after {step} steps "
                                      f"with lr={lr:g}; try lr={lr / 10:g}.")
-        loss = -_elbo_terms(model, x, mu, logvar, noise, z).elbo.sum()
+        with _checks.data_checked_upstream():  # x and eps were checked up front, z just now
+            loss = -elbo_from_q(model.decode, x, mu, logvar, eps=noise).elbo.sum()
         mu.grad, logvar.grad = torch.autograd.grad(loss, [mu, logvar])
         optimizer.step()
     return mu.detach(), logvar.detach()

@@ -7,8 +7,9 @@ Conventions (the whole package follows them):
 * every log-density and KL is **summed over the data/latent dimensions** and returned per example,
   shape ``[batch]``, in **nats** (natural log). Divide by ``D * log(2)`` for bits per dimension.
 
-Each public function checks its arguments; the ``_``-prefixed twins skip the checks for the training loop's
-hot path, where the data were checked once up front.
+One checked implementation of each formula: every model, bound, variant and notebook calls these. Their checks
+of kind, dtype and shape cost nothing; their value scans (finite, in range) are skipped inside
+:func:`vae_lesson.fit`'s steps, whose data were checked once up front (see ``vae_lesson._checks``).
 """
 
 from __future__ import annotations
@@ -23,28 +24,32 @@ from vae_lesson import _checks
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _reparameterize(mu, logvar, generator=None):
-    device = generator.device if generator is not None else mu.device
-    eps = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype).to(mu.device)
-    return mu + torch.exp(0.5 * logvar) * eps
-
-
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
+                   eps: torch.Tensor | None = None) -> torch.Tensor:
     r"""Draw $z \sim \mathcal N(\mu, \operatorname{diag}\sigma^2)$ as
     $z = \mu + \sigma \odot \varepsilon$, $\varepsilon \sim \mathcal N(0, I)$.
 
     The randomness sits in $\varepsilon$, which does not depend on the parameters, so gradients flow to
     ``mu`` and ``logvar``. Shapes: ``mu``, ``logvar`` ``[..., latent_dim]`` (equal); returns the same shape.
+    ``eps``: noise drawn beforehand (then ``generator`` must be None), any shape that broadcasts against ``mu``
+    (e.g. ``[S, batch, latent_dim]`` for ``S`` draws per example); the result has the broadcast shape.
     """
     _checks.tensor("mu", mu)
     _checks.tensor("logvar", logvar)
     _checks.same_shape("mu", mu, "logvar", logvar)
     _checks.generator("generator", generator)
-    return _reparameterize(mu, logvar, generator)
-
-
-def _gaussian_kl(mu, logvar):
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+    if eps is None:
+        device = generator.device if generator is not None else mu.device
+        eps = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype).to(mu.device)
+    else:
+        if generator is not None:
+            _checks.fail("generator", "None when eps is given (the noise is already drawn)", "a torch.Generator")
+        _checks.tensor("eps", eps)
+        try:
+            torch.broadcast_shapes(eps.shape, mu.shape)
+        except RuntimeError:
+            _checks.fail("eps", f"a shape that broadcasts against mu's {list(mu.shape)}", list(eps.shape))
+    return mu + torch.exp(0.5 * logvar) * eps
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -57,11 +62,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     _checks.tensor("mu", mu, ndim=2)
     _checks.tensor("logvar", logvar, ndim=2)
     _checks.same_shape("mu", mu, "logvar", logvar)
-    return _gaussian_kl(mu, logvar)
-
-
-def _bernoulli_log_likelihood(logits, x):
-    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +79,7 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     if logits.shape[-2:] != x.shape:
         _checks.fail("logits", f"shape [batch, D] or [k, batch, D] ending in {list(x.shape)} (the shape of x)",
                      list(logits.shape))
-    return _bernoulli_log_likelihood(logits, x)
+    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
 
 
 def _squared_distance(x, mean, logvar):
@@ -99,10 +100,6 @@ def _squared_distance(x, mean, logvar):
     exact = torch.exp(2.0 * log_distance - logvar64)
     exact = torch.where(half == 0, torch.zeros_like(exact), exact).to(term.dtype)
     return torch.where(torch.isfinite(term), term, exact)
-
-
-def _gaussian_log_likelihood(x, mean, logvar):
-    return -0.5 * (LOG_2PI + logvar + _squared_distance(x, mean, logvar)).sum(-1)
 
 
 def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor | float) -> torch.Tensor:
@@ -127,4 +124,4 @@ def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.T
             torch.broadcast_shapes(t.shape, x.shape)
         except RuntimeError:
             _checks.fail(name, f"a shape that broadcasts against x's {list(x.shape)}", list(t.shape))
-    return _gaussian_log_likelihood(x, mean, logvar)
+    return -0.5 * (LOG_2PI + logvar + _squared_distance(x, mean, logvar)).sum(-1)

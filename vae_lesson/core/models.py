@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from vae_lesson import _checks
-from vae_lesson.core.distributions import _reparameterize
+from vae_lesson.core.distributions import reparameterize
 
 MAX_PARAMETERS = 2**30  # 4 GiB of float32 weights: far beyond a course model, refused before allocating
 MAX_SAMPLE_ELEMENTS = 2**28  # sample(n): n * input_dim decoded pixels at most (1 GiB of float32)
@@ -122,7 +122,7 @@ class GaussianLatentMethods:
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """One pass: ``(x_logits, mu, logvar)`` with ``z`` drawn by the reparameterization trick."""
         mu, logvar = self.encode(x)
-        z = _reparameterize(mu, logvar, generator)  # [batch, latent_dim]
+        z = reparameterize(mu, logvar, generator)  # [batch, latent_dim]
         return self.decode(z), mu, logvar
 
     @torch.no_grad()

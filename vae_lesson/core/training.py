@@ -7,13 +7,19 @@ $$\text{loss} = -\frac1B\sum_{n=1}^B\Big[\text{reconstruction}_n - \beta_t\,\tex
 
 and record per-epoch means of the terms in **nats per example** (summed over pixels). $\beta_t$ ramps
 linearly from 0 to ``beta`` over ``kl_warmup_epochs`` (KL warm-up); the recorded ``elbo`` is always the
-unweighted ``reconstruction - kl``. Train-set numbers are running means over the epoch's batches (the model
+unweighted ``reconstruction - kl``. Other objectives (IWAE, VQ-VAE, free bits, the autoencoder) return an
+:class:`~vae_lesson.core.bounds.Objective`: a per-example loss and named terms, recorded under their own names
+(see :class:`History`). Train-set numbers are running means over the epoch's batches (the model
 changes during the epoch); validation numbers are computed after the epoch, in eval mode.
 
 Divergence: if the loss or a gradient turns NaN or infinite, or the model produces a non-finite value while
 computing the loss (e.g. ``exp(logvar)`` overflowing), training stops at once with ``FloatingPointError`` naming the
 epoch, the step, the learning rate and a hint, **before** that step's update: the model keeps the (finite)
 parameters it had after the last good step. float64 data are cast once to the model's dtype.
+
+Checks and host syncs: the data are checked once up front (finite, in [0, 1], shapes); inside each step the
+public functions check shapes only (``vae_lesson._checks.data_checked_upstream``), and the step reads one thing
+back from the device: the loss together with a flag saying whether every gradient is finite.
 """
 
 from __future__ import annotations
@@ -22,43 +28,81 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 
 import torch
 
 from vae_lesson import _checks
-from vae_lesson.core.bounds import ELBOTerms, elbo, reconstruction_terms
+from vae_lesson.core.bounds import ELBOTerms, Objective, elbo, reconstruction_terms
 from vae_lesson.core.models import Autoencoder
 
 PROGRESS_ENV = "VAE_LESSON_PROGRESS"
 TERMS = ("reconstruction", "kl", "elbo")
 
 
-@dataclass
+class MissingSeriesError(KeyError, AttributeError):
+    """A :class:`History` asked for a series it does not record (a ``KeyError`` and an ``AttributeError``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class History:
-    """Per-epoch record of :func:`fit`; each field is a list with one float per epoch (nats per example)."""
+    """Per-epoch record of :func:`fit`: named series, each a list with one float per epoch.
 
-    reconstruction: list[float] = field(default_factory=list)
-    kl: list[float] = field(default_factory=list)
-    elbo: list[float] = field(default_factory=list)
-    val_reconstruction: list[float] = field(default_factory=list)
-    val_kl: list[float] = field(default_factory=list)
-    val_elbo: list[float] = field(default_factory=list)
-    beta: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
+    The series are the objective's named terms, means per example over the epoch's batches (for the ELBO:
+    ``reconstruction``, ``kl``, ``elbo``, nats; for ``iwae_objective(k)``: ``iwae_bound``; for a VQ-VAE:
+    ``reconstruction``, ``squared_distance``; ...), the same with a ``val_`` prefix when ``fit`` had
+    ``X_val``, ``beta`` (the weight of the objective's KL term at the end of each epoch, for objectives that have
+    one) and ``seconds`` (wall clock per epoch). Read them as ``history.kl`` or ``history["val_elbo"]``; a name
+    the history does not record raises :class:`MissingSeriesError` naming the series it has, so no series ever
+    stands in for another.
+    """
 
-    def __getitem__(self, key: str) -> list[float]:
-        return getattr(self, key)
+    def __init__(self, **series):
+        self._series: dict[str, list[float]] = {name: list(values) for name, values in series.items()}
+
+    def _missing(self, name: str) -> MissingSeriesError:
+        have = ", ".join(self._series) or "none yet"
+        return MissingSeriesError(f"history: expected the name of a series it records ({have}), got {name!r}")
+
+    def __getattr__(self, name: str) -> list[float]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._series[name]
+        except KeyError:
+            raise self._missing(name) from None
+
+    def __getitem__(self, name: str) -> list[float]:
+        if name not in self._series:
+            raise self._missing(name)
+        return self._series[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._series
 
     def __len__(self) -> int:
-        return len(self.elbo)
+        """The number of epochs recorded."""
+        return max((len(v) for v in self._series.values()), default=0)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, History) and self._series == other._series
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} epochs: {', '.join(self._series)})"
+
+    def names(self) -> list[str]:
+        """The names of the series this history records."""
+        return list(self._series)
+
+    def _record(self, name: str, value: float) -> None:
+        self._series.setdefault(name, []).append(value)
 
     def as_dict(self, timings: bool = False) -> dict[str, list[float]]:
-        """The non-empty fields as a dict (wall-clock ``seconds`` only with ``timings=True``)."""
-        out = {k: list(v) for k, v in self.__dict__.items() if v}
-        if not timings:
-            out.pop("seconds", None)
-        return out
+        """The series as a dict: training terms, ``val_`` terms, ``beta``; ``seconds`` only with ``timings=True``."""
+        rank = {"beta": 2, "seconds": 3}
+        names = sorted(self._series, key=lambda n: rank.get(n, 1 if n.startswith("val_") else 0))
+        return {n: list(self._series[n]) for n in names if self._series[n] and (timings or n != "seconds")}
 
 
 def _fused_adam_applies(params) -> bool:
@@ -73,9 +117,60 @@ def _default_objective(model):
 def _check_objective(objective, model):
     """``objective`` if it is callable; ``None`` -> the model's default (ELBO, or reconstruction for an AE)."""
     if objective is not None and not callable(objective):
-        _checks.fail("objective", "a function (model, x, generator=...) -> ELBOTerms", type(objective).__name__,
-                     TypeError)
+        _checks.fail("objective", "a function (model, x, generator=...) -> ELBOTerms or Objective",
+                     type(objective).__name__, TypeError)
     return objective or _default_objective(model)
+
+
+RESERVED = ("beta", "seconds")
+
+
+def named_terms(out, batch: int | None = None) -> dict[str, torch.Tensor]:
+    """The named per-example terms of an objective's output: ``reconstruction``, ``kl``, ``elbo`` for
+    :class:`~vae_lesson.ELBOTerms`, ``out.terms`` for an :class:`~vae_lesson.core.bounds.Objective`.
+
+    Checked: each a ``[batch]`` tensor under a name that is not ``beta``, ``seconds`` or ``val_...``
+    (``History`` uses those). Shapes only: no value is read."""
+    if isinstance(out, ELBOTerms):
+        terms = dict(zip(TERMS, (out.reconstruction, out.kl, out.elbo)))
+    elif isinstance(out, Objective):
+        if not isinstance(out.terms, dict):
+            _checks.fail("objective", "Objective.terms to be a dict {name: [batch] tensor}",
+                         type(out.terms).__name__, TypeError)
+        terms = out.terms
+        batch = out.loss.shape[0] if batch is None and isinstance(out.loss, torch.Tensor) and out.loss.dim() else batch
+    else:
+        _checks.fail("objective", "a function returning ELBOTerms or Objective (vae_lesson.core.bounds)",
+                     f"one returning {type(out).__name__}", TypeError)
+    for name, value in terms.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in RESERVED or name.startswith("val_"):
+            _checks.fail("objective", "term names that are identifiers other than beta, seconds and val_...",
+                         repr(name))
+        if not isinstance(value, torch.Tensor) or (batch is not None and tuple(value.shape) != (batch,)):
+            _checks.fail("objective", f"each term a [batch] tensor ([{batch}])", f"{name!r}: "
+                         + (f"shape {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__))
+    return terms
+
+
+def objective_loss(out, beta: float = 1.0) -> torch.Tensor:
+    """The per-example loss ``[batch]`` that :func:`fit` minimises (its batch mean) for an objective's output.
+
+    :class:`~vae_lesson.ELBOTerms`: ``-(reconstruction - beta * kl)``. :class:`~vae_lesson.core.bounds.Objective`:
+    ``loss + beta * beta_term``, or ``loss`` when it has no ``beta_term`` (then ``beta`` must be 1: there is no
+    KL term to weight)."""
+    if isinstance(out, ELBOTerms):
+        return -(out.reconstruction - beta * out.kl)
+    if not isinstance(out, Objective):
+        named_terms(out)  # raises the objective error
+    if not isinstance(out.loss, torch.Tensor) or out.loss.dim() != 1:
+        _checks.fail("objective", "Objective.loss to be a [batch] tensor",
+                     f"shape {list(out.loss.shape)}" if isinstance(out.loss, torch.Tensor) else type(out.loss).__name__)
+    if out.beta_term is None:
+        if beta != 1.0:
+            _checks.fail("beta", "1 (and kl_warmup_epochs=0): this objective has no KL term to weight (its terms: "
+                         f"{', '.join(out.terms)})", beta)
+        return out.loss
+    return out.loss + beta * out.beta_term
 
 
 def show_progress() -> bool:
@@ -123,16 +218,14 @@ def _check_model(model) -> torch.nn.Module:
     return model
 
 
-def _grads_finite(params) -> bool:
-    """Whether every gradient is finite: ``aminmax`` per tensor (reads only; NaN and inf reach min or max).
+def _grads_finite(params) -> torch.Tensor:
+    """Whether every gradient is finite, as a 0-d bool tensor (no host sync: ``fit`` reads it with the loss).
 
-    Measured: no difference in an epoch's time on MNIST (the step's matmuls dominate)."""
-    for p in params:
-        if p.grad is not None and p.grad.numel():
-            lo, hi = torch.aminmax(p.grad.detach())
-            if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
-                return False
-    return True
+    ``aminmax`` per tensor (reads only; NaN and inf reach min or max), then one ``isfinite`` over the extremes."""
+    extremes = [torch.stack(torch.aminmax(p.grad.detach())) for p in params if p.grad is not None and p.grad.numel()]
+    if not extremes:
+        return torch.tensor(True)
+    return torch.isfinite(torch.cat(extremes)).all()
 
 
 def _diverged(what: str, epoch: int, i: int, steps_per_epoch: int, step: int, lr: float) -> FloatingPointError:
@@ -145,7 +238,10 @@ def _diverged(what: str, epoch: int, i: int, steps_per_epoch: int, step: int, lr
 @torch.no_grad()
 def evaluate(model, X: torch.Tensor, n_samples: int = 1, batch_size: int = 1000,
              generator: torch.Generator | None = None, device=None, objective=None) -> dict[str, float]:
-    """Mean ``reconstruction``, ``kl`` and ``elbo`` over ``X`` (nats per example), in eval mode, in batches.
+    """The means over ``X`` of the objective's named terms, per example, in eval mode, in batches.
+
+    For the ELBO (the default for a VAE): ``{"reconstruction", "kl", "elbo"}`` in nats per example; for an
+    objective returning an :class:`~vae_lesson.core.bounds.Objective`, one mean per name of its ``terms``.
 
     float64 ``X`` is cast once to the model's dtype; ``device`` (default: the model's) must be one this torch has.
     """
@@ -164,15 +260,20 @@ def evaluate(model, X: torch.Tensor, n_samples: int = 1, batch_size: int = 1000,
         device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    totals = torch.zeros(3, dtype=torch.float64)
     kwargs = {"n_samples": n_samples} if objective is elbo else {}
+    names, totals = None, None
     for start in range(0, X.shape[0], batch_size):
         xb = X[start:start + batch_size].to(device)
-        terms: ELBOTerms = objective(model, xb, generator=generator, **kwargs)
-        totals += torch.stack([terms.reconstruction.sum(), terms.kl.sum(), terms.elbo.sum()]).double().cpu()
+        terms = named_terms(objective(model, xb, generator=generator, **kwargs), xb.shape[0])
+        if names is None:
+            names = list(terms)
+            totals = torch.zeros(len(names), dtype=torch.float64)
+        elif list(terms) != names:
+            _checks.fail("objective", f"the same term names at every call ({', '.join(names)})", ", ".join(terms))
+        totals += torch.stack([t.sum() for t in terms.values()]).double().cpu()
     model.train(was_training)
     means = (totals / X.shape[0]).tolist()
-    return dict(zip(TERMS, means))
+    return dict(zip(names, means))
 
 
 def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
@@ -188,8 +289,12 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
       for bit-identical reruns.
     * ``device``: e.g. ``"cuda"``; default is the model's device (CPU). Data are moved there once.
     * ``progress``: a ``tqdm`` bar over epochs; default :func:`show_progress` (on in Jupyter, off in CI/tests).
-    * ``objective(model, x, generator=...) -> ELBOTerms``: default ``elbo`` for a VAE and the reconstruction
-      log-likelihood for an ``Autoencoder``.
+    * ``objective(model, x, generator=...)``: returns :class:`~vae_lesson.ELBOTerms` (loss
+      ``-(reconstruction - beta_t * kl)``; history series ``reconstruction``, ``kl``, ``elbo``) or an
+      :class:`~vae_lesson.core.bounds.Objective` (its per-example ``loss``, plus ``beta_t * beta_term`` if it has
+      one; one history series per named term). Default: ``elbo`` for a VAE, ``reconstruction_terms`` (series
+      ``reconstruction``) for an ``Autoencoder``. ``beta`` other than 1 or a warm-up with an objective that has no
+      KL term is a ``ValueError``.
     * ``binarize``: dynamic binarization. Every batch is replaced by a fresh Bernoulli draw of its grey pixels
       (drawn with ``generator``), so each epoch trains on a new binarization of ``X``; ``X_val`` is used as given
       (pass one fixed binarization, e.g. ``load_mnist("val", binarized=True)``).
@@ -228,10 +333,11 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
 
         epochs = tqdm(epochs, desc="epochs", unit="epoch")
     step = 0
+    names = None  # the objective's term names, fixed at its first call
     for epoch in epochs:
         started = time.perf_counter()
         model.train()
-        totals = torch.zeros(3, dtype=torch.float64, device=device)
+        totals = None
         seen = 0
         order = torch.randperm(n, generator=generator, device=shuffle_device).to(device)
         beta_t = beta
@@ -242,29 +348,46 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
                 xb = (u < xb).to(xb.dtype)
             beta_t = beta * min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else beta
             try:
-                terms = objective(model, xb, generator=generator)
+                with _checks.data_checked_upstream():  # X was checked up front: shapes only, no value scans
+                    out = objective(model, xb, generator=generator)
             except _checks.NonFiniteError as err:  # the data were checked: the model produced the NaN/inf
                 raise _diverged(f"the model produced non-finite values ({err})", epoch, i, steps_per_epoch,
                                 step, lr) from None
-            loss = -(terms.reconstruction - beta_t * terms.kl).mean()
+            terms = named_terms(out, xb.shape[0])
+            if names is None:
+                names = list(terms)
+                weighted = isinstance(out, ELBOTerms) or out.beta_term is not None
+                if not weighted:
+                    for arg, value, neutral in (("beta", beta, 1.0), ("kl_warmup_epochs", kl_warmup_epochs, 0.0)):
+                        if value != neutral:
+                            _checks.fail(arg, f"{neutral:g}: the objective {getattr(objective, '__name__', '')} has "
+                                         f"no KL term to weight (its terms: {', '.join(names)})", value)
+            elif list(terms) != names:
+                _checks.fail("objective", f"the same term names at every step ({', '.join(names)})",
+                             ", ".join(terms))
+            loss = objective_loss(out, beta_t).mean()
             optimizer.zero_grad()
             loss.backward()
-            loss_value = loss.item()
+            # the step's one host sync: the loss and whether every gradient is finite, read together
+            loss_value, grads_ok = torch.stack([loss.detach().double(),
+                                                torch.as_tensor(_grads_finite(optimizer_params)).double()]).tolist()
             if not math.isfinite(loss_value):
                 raise _diverged(f"the loss became {loss_value}", epoch, i, steps_per_epoch, step, lr)
-            if not _grads_finite(optimizer_params):
+            if not grads_ok:
                 optimizer.zero_grad()
                 raise _diverged(f"a gradient became non-finite (the loss was {loss_value:.4g})", epoch, i,
                                 steps_per_epoch, step, lr)
             optimizer.step()
             step += 1
             with torch.no_grad():
-                totals += torch.stack([terms.reconstruction.sum(), terms.kl.sum(), terms.elbo.sum()]).double()
+                sums = torch.stack([t.sum() for t in terms.values()]).double()
+                totals = sums if totals is None else totals + sums
             seen += xb.shape[0]
         means = (totals / seen).tolist()
-        for name, value in zip(TERMS, means):
-            history[name].append(value)
-        history.beta.append(beta_t)
+        for name, value in zip(names, means):
+            history._record(name, value)
+        if weighted:
+            history._record("beta", beta_t)
         if X_val is not None:
             try:
                 val = evaluate(model, X_val, generator=generator, objective=objective, batch_size=1000)
@@ -273,11 +396,11 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
                     f"fit: evaluating X_val after epoch {epoch} (global step {step}), the model produced "
                     f"non-finite values ({err}). The learning rate (lr={lr:g}) is probably too high: "
                     f"try lr={lr / 10:g}.") from None
-            for name in TERMS:
-                history[f"val_{name}"].append(val[name])
-        history.seconds.append(time.perf_counter() - started)
+            for name in names:
+                history._record(f"val_{name}", val[name])
+        history._record("seconds", time.perf_counter() - started)
         if use_bar:
-            shown = history.val_elbo[-1] if X_val is not None else history.elbo[-1]
-            epochs.set_postfix({"val_elbo" if X_val is not None else "elbo": f"{shown:.1f} nats"})
+            shown = f"val_{names[-1]}" if X_val is not None else names[-1]
+            epochs.set_postfix({shown: f"{history[shown][-1]:.1f}"})
     model.eval()
     return history

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from vae_lesson import _checks
-from vae_lesson.core.distributions import _gaussian_log_likelihood, _reparameterize
+from vae_lesson.core.distributions import gaussian_log_likelihood, reparameterize
 
 
 class ELBOAscent(NamedTuple):
@@ -133,9 +133,9 @@ def monte_carlo_kl(q_mu: torch.Tensor, q_logvar: torch.Tensor, num_samples: int 
     """
     num_samples = _check_sampling_args(q_mu, q_logvar, num_samples, generator)
     shape = (num_samples, *q_mu.shape)
-    z = _reparameterize(q_mu.expand(shape), q_logvar.expand(shape), generator)  # [S, batch, d]
-    log_q = _gaussian_log_likelihood(z, q_mu, q_logvar)  # [S, batch]
-    log_p = _gaussian_log_likelihood(z, torch.zeros_like(z), torch.zeros_like(z))  # [S, batch]
+    z = reparameterize(q_mu.expand(shape), q_logvar.expand(shape), generator)  # [S, batch, d]
+    log_q = gaussian_log_likelihood(z, q_mu, q_logvar)  # [S, batch]
+    log_p = gaussian_log_likelihood(z, torch.zeros_like(z), torch.zeros_like(z))  # [S, batch]
     return _mean_and_stderr(log_q - log_p)
 
 
@@ -152,8 +152,8 @@ def monte_carlo_elbo(log_joint: Callable[[torch.Tensor], torch.Tensor], q_mu: to
         _checks.fail("log_joint", "a callable z [S, batch, d] -> [S, batch]", type(log_joint).__name__, TypeError)
     num_samples = _check_sampling_args(q_mu, q_logvar, num_samples, generator)
     shape = (num_samples, *q_mu.shape)
-    z = _reparameterize(q_mu.expand(shape), q_logvar.expand(shape), generator)  # [S, batch, d]
-    log_q = _gaussian_log_likelihood(z, q_mu, q_logvar)  # [S, batch]
+    z = reparameterize(q_mu.expand(shape), q_logvar.expand(shape), generator)  # [S, batch, d]
+    log_q = gaussian_log_likelihood(z, q_mu, q_logvar)  # [S, batch]
     return _mean_and_stderr(log_joint(z) - log_q)
 
 

@@ -33,8 +33,8 @@ from typing import NamedTuple
 import torch
 
 from vae_lesson import _checks
-from vae_lesson.core.bounds import _check_model, _encode_gaussian
-from vae_lesson.core.distributions import _bernoulli_log_likelihood, _gaussian_log_likelihood
+from vae_lesson.core.bounds import check_vae, encode_gaussian
+from vae_lesson.core.distributions import bernoulli_log_likelihood, gaussian_log_likelihood, reparameterize
 
 ESTIMATORS = ("reparameterized", "score_function")
 
@@ -60,7 +60,7 @@ def surrogate(f: Callable, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Te
     * ``"reparameterized"``: $\frac1S\sum_s \sum f(\mu + \sigma\odot\varepsilon_s)$, differentiated through $f$;
     * ``"score_function"``: $\frac1S\sum_s \sum (f(z_s) - b_s)\log q(z_s)$ with $z_s$ and $f(z_s)$ detached.
     """
-    z = mu + torch.exp(0.5 * logvar) * eps  # [S, ..., d]
+    z = reparameterize(mu, logvar, eps=eps)  # [S, ..., d], mu + exp(logvar / 2) * eps
     if estimator != "reparameterized":
         z = z.detach()
     values = f(z)  # [S, ...]
@@ -73,7 +73,7 @@ def surrogate(f: Callable, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Te
     if baseline:
         n = values.shape[0]
         values = values - (values.sum(0, keepdim=True) - values) / (n - 1)  # leave-one-out mean, [S, ...]
-    log_q = _gaussian_log_likelihood(z, mu, logvar)  # [S, ...], nats, summed over d
+    log_q = gaussian_log_likelihood(z, mu, logvar)  # [S, ...], nats, summed over d
     return (values * log_q).sum() / eps.shape[0]
 
 
@@ -137,15 +137,15 @@ def encoder_gradient(model, x: torch.Tensor, n_samples: int = 1, estimator: str 
     ``"score_function"``, the latter through $\nabla_\phi\log q_\phi(z\mid x)$), ``n_samples`` draws per example.
     Returns ``[P]``, ``P`` = number of encoder parameters, nats per unit of parameter.
     """
-    _check_model(model)
+    check_vae(model)
     if not hasattr(model, "encoder"):
         _checks.fail("model", "a VAE with an .encoder module", type(model).__name__, TypeError)
     estimator = _checks.choice("estimator", estimator, ESTIMATORS)
     n_samples = _checks.integer("n_samples", n_samples, minimum=2 if baseline else 1)
     _checks.generator("generator", generator)
-    mu, logvar = _encode_gaussian(model, x)  # [B, latent_dim] each
+    mu, logvar = encode_gaussian(model, x)  # [B, latent_dim] each
     eps = _noise(mu, n_samples, generator, None)  # [S, B, latent_dim]
-    f = lambda z: _bernoulli_log_likelihood(model.decode(z), x)  # [S, B], nats
+    f = lambda z: bernoulli_log_likelihood(model.decode(z), x)  # [S, B], nats
     value = surrogate(f, mu, logvar, eps, estimator, baseline) / x.shape[0]
     params = list(model.encoder.parameters())
     grads = torch.autograd.grad(value, params)

@@ -25,7 +25,7 @@ import math
 import torch
 
 from vae_lesson import _checks
-from vae_lesson.core.distributions import _gaussian_kl
+from vae_lesson.core.distributions import gaussian_kl
 
 
 class LinearGaussian:
@@ -96,7 +96,7 @@ class LinearGaussian:
 
         Returns ``[batch]``, nats."""
         recon = self.expected_log_likelihood(x, q_mu, q_logvar)
-        return recon - _gaussian_kl(q_mu.double(), q_logvar.double())
+        return recon - gaussian_kl(q_mu.double(), q_logvar.double())
 
     def kl_to_posterior(self, x: torch.Tensor, q_mu: torch.Tensor, q_logvar: torch.Tensor) -> torch.Tensor:
         """$\\mathrm{KL}(q \\,\\|\\, p(z\\mid x))$ between a diagonal Gaussian q and the exact posterior.

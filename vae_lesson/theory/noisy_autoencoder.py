@@ -26,7 +26,7 @@ import math
 import torch
 
 from vae_lesson import _checks
-from vae_lesson.core.distributions import LOG_2PI
+from vae_lesson.core.distributions import gaussian_log_likelihood, reparameterize
 from vae_lesson.core.models import VAE, mlp
 from vae_lesson.views.latent_views import aggregate_log_density
 
@@ -78,9 +78,9 @@ def aggregate_kl(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 2000,
     _checks.generator("generator", generator)
     index = torch.randint(0, mu.shape[0], (n_samples,), generator=generator)  # [M], which component
     eps = torch.randn(n_samples, mu.shape[1], generator=generator, dtype=mu.dtype)  # [M, d]
-    z = mu[index] + torch.exp(0.5 * logvar[index]) * eps  # [M, d], draws from q(z)
+    z = reparameterize(mu[index], logvar[index], eps=eps)  # [M, d], draws from q(z)
     log_q = aggregate_log_density(z, mu, logvar)  # [M]
-    log_p = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)  # [M]
+    log_p = gaussian_log_likelihood(z, torch.zeros_like(z), torch.zeros_like(z))  # [M], log N(z; 0, I)
     return (log_q - log_p).mean().item()
 
 

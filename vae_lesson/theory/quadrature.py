@@ -28,6 +28,7 @@ import math
 import torch
 
 from vae_lesson import _checks
+from vae_lesson.core.distributions import reparameterize
 from vae_lesson.theory.linear_gaussian import LinearGaussian
 from vae_lesson.theory.toy import ToyModel
 
@@ -161,7 +162,7 @@ def _log_mean_weights(model, x, mu, logvar, n_samples, generator, from_prior):
     running = None  # log sum_s w_s over the chunks so far, [batch]
     for start in range(0, n_samples, chunk):
         eps = torch.randn(min(chunk, n_samples - start), batch, d, generator=generator, dtype=torch.float64)
-        z = mu + torch.exp(0.5 * logvar) * eps  # [chunk, batch, d]
+        z = reparameterize(mu, logvar, eps=eps)  # [chunk, batch, d]
         log_w = model._log_likelihood_of_mean(x, model.decode(z))  # log p(x|z_s), [chunk, batch]
         if not from_prior:  # + log p(z_s) - log q(z_s)
             log_w = log_w + model.log_prior(z) + 0.5 * (math.log(2 * math.pi) + logvar + eps.pow(2)).sum(-1)

@@ -34,7 +34,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from vae_lesson import _checks
-from vae_lesson.core.bounds import _check_model, _encode_gaussian
+from vae_lesson.core.bounds import check_vae, encode_gaussian
+from vae_lesson.core.distributions import gaussian_kl, reparameterize
 from vae_lesson.core.training import evaluate
 from vae_lesson.views.latent_views import aggregate_log_density, decoded_pixels
 from vae_lesson.views.plotting import tile
@@ -103,12 +104,12 @@ def rate_decomposition(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
     _checks.generator("generator", generator)
     eps = torch.randn(n_samples, *mu.shape, generator=generator, dtype=mu.dtype)  # [S, N, d]
-    z = mu + torch.exp(0.5 * logvar) * eps  # [S, N, d], z ~ q(z | x_n)
+    z = reparameterize(mu, logvar, eps=eps)  # [S, N, d], z ~ q(z | x_n)
     log_2pi = math.log(2 * math.pi)
     log_q_given_x = -0.5 * (eps.pow(2) + logvar + log_2pi).sum(-1).reshape(-1)  # [M], log q(z | x_n)
     log_q = aggregate_log_density(z.reshape(-1, mu.shape[1]), mu, logvar)  # [M], log q(z)
     log_p = -0.5 * (z.pow(2) + log_2pi).sum(-1).reshape(-1)  # [M], log p(z)
-    rate = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(-1).mean().item()  # closed form
+    rate = gaussian_kl(mu, logvar).mean().item()  # closed form
 
     def mean_se(values):
         se = values.std().item() / math.sqrt(values.numel()) if values.numel() > 1 else math.inf
@@ -190,7 +191,7 @@ def _check_models(models: dict) -> None:
     if not isinstance(models, dict) or not models:
         _checks.fail("models", "a non-empty dict {beta: trained VAE}", type(models).__name__, TypeError)
     for model in models.values():
-        _check_model(model)
+        check_vae(model)
 
 
 def render_beta_decodes(models: dict, beta: float, z: torch.Tensor, X: torch.Tensor | None = None,
@@ -228,7 +229,7 @@ def beta_decodes(models: dict, beta: float, z: torch.Tensor, X: torch.Tensor | N
         return samples, None
     with torch.no_grad():
         was_training = model.training
-        mu, _ = _encode_gaussian(model.eval(), X)  # [m, latent_dim]
+        mu, _ = encode_gaussian(model.eval(), X)  # [m, latent_dim]
         model.train(was_training)
     return samples, decoded_pixels(model, mu)  # [m, D]
 

@@ -39,14 +39,8 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from vae_lesson import _checks
-from vae_lesson.core.bounds import ELBOTerms
+from vae_lesson.core.bounds import ELBOTerms, check_log_weights, elbo_from_q, log_importance_weights
 from vae_lesson.core.checkpoint import register_model
-from vae_lesson.core.distributions import (
-    _bernoulli_log_likelihood,
-    _gaussian_kl,
-    _gaussian_log_likelihood,
-    _reparameterize,
-)
 from vae_lesson.core.models import VAE, mlp
 from vae_lesson.core.training import History, evaluate, fit
 from vae_lesson.views.plotting import image_side, tile
@@ -143,17 +137,17 @@ def conditional_elbo(model, x: torch.Tensor, y, n_samples: int = 1,
     $z_s \sim q_\phi(z\mid x, y)$ reparameterized, ``kl`` $= \mathrm{KL}(q_\phi(z\mid x,y)\,\|\,\mathcal N(0, I))$.
 
     ``x [batch, input_dim]``, ``y`` labels ``[batch]`` (or one int). Returns :class:`~vae_lesson.ELBOTerms`,
-    ``[batch]`` each, nats; a lower bound on $\log p_\theta(x\mid y)$. Differentiable.
+    ``[batch]`` each, nats; a lower bound on $\log p_\theta(x\mid y)$. Differentiable. The formula is
+    :func:`vae_lesson.core.bounds.elbo_from_q` with the decoder ``z -> decode(z, y)``.
     """
     _check_cvae(model)
     n_samples = _checks.integer("n_samples", n_samples, minimum=1)
     _checks.generator("generator", generator)
     mu, logvar = model.encode(x, y)  # [batch, latent_dim] each
-    shape = (n_samples, *mu.shape)
-    z = _reparameterize(mu.expand(shape), logvar.expand(shape), generator)  # [S, batch, latent_dim]
-    reconstruction = _bernoulli_log_likelihood(model.decode(z, y), x).mean(0)  # [batch]
-    kl = _gaussian_kl(mu, logvar)  # [batch]
-    return ELBOTerms(reconstruction - kl, reconstruction, kl)
+    device = generator.device if generator is not None else mu.device
+    eps = torch.randn((n_samples, *mu.shape), generator=generator, device=device,
+                      dtype=mu.dtype).to(mu.device)  # [S, batch, latent_dim]
+    return elbo_from_q(lambda z: model.decode(z, y), x, mu, logvar, eps=eps)
 
 
 @torch.no_grad()
@@ -195,12 +189,9 @@ def log_weights_per_label(model, x: torch.Tensor, k: int, generator: torch.Gener
         per_label = []
         for c in range(model.num_classes):
             mu, logvar = model.encode(xb, c)  # [b, latent_dim] each
-            shape = (k, *mu.shape)
-            z = _reparameterize(mu.expand(shape), logvar.expand(shape), generator)  # [k, b, latent_dim]
-            log_px_z = _bernoulli_log_likelihood(model.decode(z, c), xb)  # [k, b]
-            log_pz = _gaussian_log_likelihood(z, torch.zeros_like(z), torch.zeros_like(z))  # [k, b]
-            log_qz = _gaussian_log_likelihood(z, mu, logvar)  # [k, b]
-            per_label.append(log_px_z + log_pz - log_qz)
+            with _checks.data_checked_upstream():  # x checked above; the weights are checked once below
+                log_w = log_importance_weights(lambda z, c=c: model.decode(z, c), xb, mu, logvar, k, generator)
+            per_label.append(check_log_weights(log_w, logvar))  # [k, b]
         parts.append(torch.stack(per_label, dim=-1))  # [k, b, K]
     return torch.cat(parts, dim=1) if parts else x.new_zeros(k, 0, model.num_classes)
 

@@ -14,7 +14,8 @@ $$\nabla \mathcal L_k = \sum_{i=1}^k \tilde w_i\, \nabla \log w_i, \qquad \tilde
 is a weighted average of $k$ one-sample ELBO gradients, weighted by how well each $z_i$ explains $x$: the
 encoder is no longer asked to make $q_\phi(z\mid x)$ close to the posterior in $\mathrm{KL}(q\,\|\,p)$, only to be a
 good *proposal* for importance sampling, which tolerates (and rewards) a broader $q$. :func:`posterior_spread`
-and :func:`effective_sample_size` measure that difference on a trained encoder, and :func:`gradient_snr` the price
+and the effective sample size (:func:`vae_lesson.analysis.evaluation.effective_sample_size`) measure that
+difference on a trained encoder, and :func:`gradient_snr` the price
 (Rainforth et al. 2018): as $k$ grows the decoder's gradient gets cleaner and the encoder's noisier relative to its
 size.
 
@@ -30,24 +31,21 @@ import math
 import torch
 
 from vae_lesson import _checks
-from vae_lesson.core.bounds import ELBOTerms, _check_model, _encode_gaussian, iwae_log_weights
+from vae_lesson.core.bounds import Objective, check_vae, encode_gaussian, iwae_log_weights
 
 
 def iwae_objective(k: int):
     r"""A training objective for :func:`vae_lesson.fit`: the $k$-sample bound $\mathcal L_k(x)$, per example.
 
-    Returns ``objective(model, x, generator=None) -> ELBOTerms`` with ``x`` ``[batch, input_dim]`` and three
-    ``[batch]`` tensors in nats, **all differentiable**:
+    Returns ``objective(model, x, generator=None) ->`` :class:`~vae_lesson.core.bounds.Objective` with ``x``
+    ``[batch, input_dim]``: ``terms = {"iwae_bound": L_k}``, $\mathcal L_k(x) = \log\frac1k\sum_i w_i$ ``[batch]``
+    in nats (log-sum-exp over ``[k, batch]`` log weights from :func:`vae_lesson.iwae_log_weights`), differentiable,
+    and ``loss = -L_k``. So ``fit`` minimises $-\frac1B\sum_n\mathcal L_k(x_n)$ and its history has the series
+    ``iwae_bound`` (and ``val_iwae_bound``), nothing named ``kl`` or ``elbo``.
 
-    * ``elbo`` = ``reconstruction`` = $\mathcal L_k(x) = \log\frac1k\sum_i w_i$ (log-sum-exp over ``[k, batch]``
-      log weights from :func:`vae_lesson.iwae_log_weights`);
-    * ``kl`` = 0.
-
-    The KL is not split off because $\mathcal L_k$ has no such split for $k > 1$: the prior and the encoder
-    density sit inside the log-sum-exp. So ``fit``'s loss $-\frac1B\sum_n(\text{reconstruction}_n - \beta_t
-    \text{kl}_n)$ is exactly $-\frac1B\sum_n\mathcal L_k(x_n)$ for every ``beta`` (``beta`` and
-    ``kl_warmup_epochs`` have no effect), and ``fit``'s history records $\mathcal L_k$ in its ``reconstruction``
-    and ``elbo`` fields and 0 in ``kl``. Measure the ELBO and its KL afterwards with ``evaluate(model, X)``.
+    There is no KL term: $\mathcal L_k$ has no such split for $k > 1$ (the prior and the encoder density sit
+    inside the log-sum-exp), so ``fit(..., beta=...)`` other than 1 or ``kl_warmup_epochs`` is an error. Measure the
+    ELBO and its KL afterwards with ``evaluate(model, X)``.
 
     ``k = 1`` is the one-sample ELBO with the KL estimated by Monte Carlo,
     $\log p_\theta(x\mid z) + \log p(z) - \log q_\phi(z\mid x)$: same expectation (and gradient in expectation)
@@ -55,27 +53,15 @@ def iwae_objective(k: int):
     """
     k = _checks.integer("k", k, minimum=1)
 
-    def objective(model, x: torch.Tensor, generator: torch.Generator | None = None) -> ELBOTerms:
+    def objective(model, x: torch.Tensor, generator: torch.Generator | None = None) -> Objective:
         _checks.generator("generator", generator)
         log_w = iwae_log_weights(model, x, k, generator)  # [k, batch]
         bound = torch.logsumexp(log_w, dim=0) - math.log(k)  # [batch]
-        return ELBOTerms(bound, bound, torch.zeros_like(bound))
+        return Objective(loss=-bound, terms={"iwae_bound": bound})
 
     objective.k = k
     objective.__name__ = objective.__qualname__ = f"iwae_objective({k})"
     return objective
-
-
-def effective_sample_size(log_w: torch.Tensor) -> torch.Tensor:
-    r"""Kish's effective sample size of importance weights, $\text{ESS} = (\sum_i w_i)^2 / \sum_i w_i^2$, per example.
-
-    ``log_w``: ``[k, batch]`` log weights (e.g. :func:`vae_lesson.iwae_log_weights`). Returns ``[batch]``, between
-    1 (one weight carries everything: $q$ is a poor proposal) and ``k`` (all weights equal: $q$ is the posterior).
-    Computed from the normalised weights $\tilde w = \operatorname{softmax}(\log w)$ as $1/\sum_i \tilde w_i^2$.
-    """
-    _checks.tensor("log_w", log_w, ndim=2)
-    w = torch.softmax(log_w, dim=0)  # [k, batch], each column sums to 1
-    return 1.0 / w.pow(2).sum(0)
 
 
 @torch.no_grad()
@@ -86,14 +72,14 @@ def posterior_spread(model, X: torch.Tensor, batch_size: int = 1000) -> torch.Te
     \text{logvar}_j(x_n)\big)$, in units of the prior's standard deviation (1). Values near 1 mark dimensions
     where $q_\phi(z_j\mid x)$ is as wide as the prior (unused); small values, dimensions that pin $z_j$ down.
     """
-    _check_model(model)
+    check_vae(model)
     _checks.tensor("X", X, ndim=2, low=0.0, high=1.0)
     if X.shape[0] < 1:
         _checks.fail("X", "at least one example", "an empty tensor")
     batch_size = _checks.integer("batch_size", batch_size, minimum=1)
     was_training = model.training
     model.eval()
-    half_logvar = torch.cat([0.5 * _encode_gaussian(model, X[s:s + batch_size])[1]
+    half_logvar = torch.cat([0.5 * encode_gaussian(model, X[s:s + batch_size])[1]
                              for s in range(0, X.shape[0], batch_size)])  # [n, latent_dim]
     model.train(was_training)
     return half_logvar.mean(0).exp()  # [latent_dim]
@@ -112,7 +98,7 @@ def gradient_snr(model, x: torch.Tensor, k: int, n_repeats: int = 100,
     the encoder). ``NaN`` where the estimate never varies (e.g. weights of an always-blank pixel, gradient always
     0). The model's parameters are not changed; its ``.grad`` fields are left untouched.
     """
-    _check_model(model)
+    check_vae(model)
     for part in ("encoder", "decoder"):
         if not isinstance(getattr(model, part, None), torch.nn.Module):
             _checks.fail("model", f"a VAE with an .{part} module", type(model).__name__, TypeError)
@@ -128,7 +114,7 @@ def gradient_snr(model, x: torch.Tensor, k: int, n_repeats: int = 100,
     sizes = [sum(p.numel() for p in params[part]) for part in ("encoder", "decoder")]
     rows = []
     for _ in range(n_repeats):
-        bound = objective(model, x, generator=generator).elbo.mean()  # scalar, nats
+        bound = objective(model, x, generator=generator).terms["iwae_bound"].mean()  # scalar, nats
         grads = torch.autograd.grad(bound, every, allow_unused=True)
         rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1).double()
                                for p, g in zip(every, grads)]))  # [P_encoder + P_decoder]

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae_lesson import _checks
-from vae_lesson.core.bounds import ELBOTerms
+from vae_lesson.core.bounds import ELBOTerms, Objective
 from vae_lesson.core.checkpoint import register_model
-from vae_lesson.core.distributions import _bernoulli_log_likelihood
+from vae_lesson.core.distributions import bernoulli_log_likelihood
 from vae_lesson.core.models import mlp
 
 
@@ -169,22 +169,28 @@ class VQVAE(nn.Module):
 
 
 def vq_objective(commitment_cost: float = 0.25):
-    r"""A training objective for :func:`vae_lesson.fit`: ``objective(model, x, generator=None) -> ELBOTerms``.
+    r"""A training objective for :func:`vae_lesson.fit`: ``objective(model, x, generator=None) ->``
+    :class:`~vae_lesson.core.bounds.Objective`, the VQ-VAE loss per image
 
-    ``reconstruction`` $= \log p_\theta(x\mid z_q)$ (nats, ``[batch]``); ``kl`` carries the VQ terms
-    $\lVert\operatorname{sg}[z_e]-z_q\rVert^2 + \beta_{\text{commit}}\lVert z_e-\operatorname{sg}[z_q]\rVert^2$
-    (not a KL, not nats) and ``elbo`` = reconstruction $-$ kl, so ``fit``'s loss (``beta=1``) is the VQ-VAE loss and
-    its history records that objective, not a bound; for the bound in nats use :func:`vq_bound`. ``generator`` is
-    unused (quantisation is deterministic).
+    ``loss`` $= -\log p_\theta(x\mid z_q) + \lVert\operatorname{sg}[z_e]-z_q\rVert^2
+    + \beta_{\text{commit}}\lVert z_e-\operatorname{sg}[z_q]\rVert^2$, ``[batch]``,
+
+    with the named terms ``reconstruction`` $= \log p_\theta(x\mid z_q)$ (nats) and ``squared_distance``
+    $= \lVert z_e - z_q\rVert^2$ (summed over positions and dimensions: not nats, not a KL; the codebook and the
+    commitment terms both have this value and differ only in where their gradient goes), so ``fit``'s history has
+    those two series and nothing named ``kl`` or ``elbo``. The objective is not a bound: for the bound in nats use
+    :func:`vq_bound`. No KL term, so ``fit``'s ``beta`` must stay 1. ``generator`` is unused (quantisation is
+    deterministic).
     """
     commitment_cost = _checks.number("commitment_cost", commitment_cost, minimum=0.0)
 
-    def objective(model, x: torch.Tensor, generator: torch.Generator | None = None) -> ELBOTerms:
+    def objective(model, x: torch.Tensor, generator: torch.Generator | None = None) -> Objective:
         x_logits, z_e, z_q, _ = model(x)
-        reconstruction = _bernoulli_log_likelihood(x_logits, x)  # [batch]
+        reconstruction = bernoulli_log_likelihood(x_logits, x)  # [batch]
         codebook, commitment = vq_losses(z_e, z_q)  # [batch] each
         vq = codebook + commitment_cost * commitment  # [batch]
-        return ELBOTerms(reconstruction - vq, reconstruction, vq)
+        return Objective(loss=-(reconstruction - vq),
+                         terms={"reconstruction": reconstruction, "squared_distance": codebook.detach()})
 
     objective.__name__ = objective.__qualname__ = f"vq_objective({commitment_cost:g})"
     return objective
@@ -201,7 +207,7 @@ def vq_bound(model: VQVAE, X: torch.Tensor, prior=None) -> ELBOTerms:
     if not isinstance(model, VQVAE):
         _checks.fail("model", "a vae_lesson.variants.vq_vae.VQVAE", type(model).__name__, TypeError)
     indices = model.codes(X)  # [n, P]
-    reconstruction = _bernoulli_log_likelihood(model.decode_indices(indices), X)  # [n]
+    reconstruction = bernoulli_log_likelihood(model.decode_indices(indices), X)  # [n]
     if prior is None:
         kl = torch.full_like(reconstruction, model.num_positions * math.log(model.num_codes))
     else:
@@ -248,7 +254,7 @@ def neighbour_bound(model: VQVAE, X: torch.Tensor, prior=None, batch_size: int =
         is_chosen = (candidates == chosen[:, None, :]).all(2)  # [b, P*K]: the P copies of k(x) itself
         flat = candidates.reshape(-1, P)  # [b*P*K, P]
         x_rep = x[:, None, :].expand(len(x), P * K, x.shape[1]).reshape(-1, x.shape[1])  # [b*P*K, D]
-        log_joint = (_bernoulli_log_likelihood(model.decode_indices(flat), x_rep)
+        log_joint = (bernoulli_log_likelihood(model.decode_indices(flat), x_rep)
                      + _log_prior(model, prior, flat)).reshape(len(x), P * K)  # [b, P*K]
         point_mass = log_joint.masked_fill(~is_chosen, -math.inf).amax(1)  # [b], the term of k(x)
         neighbours = log_joint.masked_fill(is_chosen, -math.inf)  # [b, P*K], the P(K-1) neighbours

@@ -145,20 +145,23 @@ def show_latent_grid(model, low: float = -3.0, high: float = 3.0, n: int = 15, t
 def plot_history(history, title: str = "Training curves", terms=("reconstruction", "kl", "elbo")):
     """Training curves from ``fit``'s history: one panel per term (``-reconstruction``, ``KL``, ``-ELBO``), nats.
 
-    Train and (when present) validation curves share a panel. Lower is better in every panel.
+    Train and (when the history has them) validation curves share a panel. Lower is better in every panel. ``terms``
+    names the history's series (e.g. ``("iwae_bound",)`` for IWAE training): bounds and log-likelihoods are shown
+    negated, penalties (``kl``, ``free_bits_kl``, ``squared_distance``) as they are.
     """
     labels = {"reconstruction": "−reconstruction  (−E_q log p(x|z))", "kl": "KL(q(z|x) ‖ p(z))",
-              "elbo": "−ELBO"}
+              "elbo": "−ELBO", "iwae_bound": "−IWAE bound"}
+    penalties = ("kl", "free_bits_kl", "squared_distance")
     fig, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
     for ax, name in zip(axes.flat, terms):
-        sign = 1.0 if name == "kl" else -1.0
+        sign = 1.0 if name in penalties else -1.0
         epochs = np.arange(1, len(history[name]) + 1)
         ax.plot(epochs, sign * np.asarray(history[name]), marker="o", ms=3, label="train")
-        if history[f"val_{name}"]:
+        if f"val_{name}" in history:
             ax.plot(epochs, sign * np.asarray(history[f"val_{name}"]), marker="s", ms=3, label="validation")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("nats per example")
-        ax.set_title(labels[name])
+        ax.set_ylabel("squared distance" if name == "squared_distance" else "nats per example")
+        ax.set_title(labels.get(name, name if sign > 0 else f"−{name}"))
         ax.legend()
         ax.grid(alpha=0.3)
     fig.suptitle(title)
