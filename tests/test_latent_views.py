@@ -26,6 +26,7 @@ from vae_lesson.views.latent_views import (  # noqa: E402
     render_decoded,
     render_interpolation,
     render_latent_plane,
+    render_manifold,
     render_posterior,
     slerp,
 )
@@ -222,3 +223,34 @@ def test_render_interpolation_shades_the_prior_norm_band(model):
     band = fig.axes[-1].patches[0]
     y_low, y_high = band.get_y(), band.get_y() + band.get_height()
     assert abs(y_low - prior_norm_quantile(0.05, 3)) < 1e-9 and abs(y_high - prior_norm_quantile(0.95, 3)) < 1e-9
+
+
+def test_render_manifold_decodes_a_grid_of_prior_quantiles():
+    torch.manual_seed(0)
+    model = VAE(64, 2, hidden_dims=(8,)).eval()
+    fig = render_manifold(model, n=5, coverage=0.8)
+    shown = fig.axes[0].images[0].get_array()
+    quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9]))  # [5]
+    z = torch.stack([quantiles[3], quantiles[4]])  # row 0 is the top (largest z2): column 3, row 0
+    expected = decoded_pixels(model, z)[0].reshape(8, 8).numpy()
+    assert np.allclose(shown[0:8, 3 * 9:3 * 9 + 8], expected, atol=1e-6)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [f"{v:.2f}" for v in quantiles.tolist()]
+    with pytest.raises(ValueError, match="coverage: expected a fraction"):
+        render_manifold(model, coverage=1.0)
+    with pytest.raises(ValueError, match="model: expected a model with latent_dim = 2"):
+        render_manifold(VAE(64, 3, hidden_dims=(8,)))
+
+
+def test_backgrounds_leave_out_what_the_browser_draws(model):
+    codes, labels = torch.randn(30, 2), torch.arange(30) % 10
+    fig = render_latent_plane(codes, labels, limit=3.0)
+    assert len(fig.axes) == 1 and not [line for line in fig.axes[0].lines if line.get_gid() == "marker"]
+    fig = render_latent_plane(codes, labels, (0.5, 0.5), posterior=((0.5, 0.5), (-2.0, 0.0)))
+    ellipse = next(p for p in fig.axes[0].patches if p.get_gid() == "posterior")
+    assert (ellipse.width, ellipse.height) == pytest.approx((4 * math.exp(-1.0), 4.0))
+    fig = render_posterior(None, None, codes)
+    assert not [p for p in fig.axes[0].patches if p.get_gid() == "posterior"]
+    z_a, z_b = torch.randn(3), torch.randn(3)
+    fig = render_interpolation(model, z_a, z_b, None, n_steps=4)
+    assert len(fig.axes) == 3, "two strips and the norm plot, no decodes at t"
+    assert all(not ax.lines or ax is fig.axes[2] for ax in fig.axes)
