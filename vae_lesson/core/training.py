@@ -222,10 +222,10 @@ def _grads_finite(params) -> torch.Tensor:
     """Whether every gradient is finite, as a 0-d bool tensor (no host sync: ``fit`` reads it with the loss).
 
     ``aminmax`` per tensor (reads only; NaN and inf reach min or max), then one ``isfinite`` over the extremes."""
-    extremes = [torch.stack(torch.aminmax(p.grad.detach())) for p in params if p.grad is not None and p.grad.numel()]
+    extremes = [e for p in params if p.grad is not None and p.grad.numel() for e in torch.aminmax(p.grad.detach())]
     if not extremes:
         return torch.tensor(True)
-    return torch.isfinite(torch.cat(extremes)).all()
+    return torch.isfinite(torch.stack(extremes)).all()
 
 
 def _diverged(what: str, epoch: int, i: int, steps_per_epoch: int, step: int, lr: float) -> FloatingPointError:
