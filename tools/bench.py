@@ -44,8 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from vae_lesson import VAE, elbo, evaluate, fit, iwae_bound, load_mnist, seed_everything
+from vae_lesson import VAE, _checks, elbo, evaluate, fit, iwae_bound, load_mnist, seed_everything
 from vae_lesson.core.seed import default_num_threads
+from vae_lesson.core.training import objective_loss, read_step
 
 HIDDEN, LATENT, BATCH, LR = 400, 20, 128, 1e-3
 
@@ -212,7 +213,8 @@ def equal_budget(X, y, X_test, seconds: float, k: int, n_iwae: int) -> dict:
 def step_phases(X, num_steps: int) -> dict[str, float]:
     """Where a step of ``fit`` goes: its phases timed one by one (mean ms per step), beside the same matmuls bare.
 
-    The step is ``fit``'s own: an ``index_select`` batch, the ELBO, backward, and ``torch.optim.Adam(fused=True)``.
+    The step is ``fit``'s own: an ``index_select`` batch, the ELBO (shape checks only, as inside ``fit``), backward,
+    the one host sync that reads the loss and the gradients' finiteness, and ``torch.optim.Adam(fused=True)``.
     """
     model, g = _fresh_model(), torch.Generator().manual_seed(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, fused=True)
@@ -225,14 +227,15 @@ def step_phases(X, num_steps: int) -> dict[str, float]:
             t0 = time.perf_counter()
             xb = X.index_select(0, order[start:start + BATCH])
             t1 = time.perf_counter()
-            terms = elbo(model, xb, generator=g)
-            loss = -(terms.reconstruction - terms.kl).mean()
+            with _checks.data_checked_upstream():
+                loss = objective_loss(elbo(model, xb, generator=g)).mean()
             t2 = time.perf_counter()
             optimizer.zero_grad()
             loss.backward()
             t3 = time.perf_counter()
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"the loss became {loss.item()} at step {done + 1}")
+            loss_value, grads_ok = read_step(loss, list(model.parameters()))
+            if not (math.isfinite(loss_value) and grads_ok):
+                raise FloatingPointError(f"the loss ({loss_value}) or a gradient became non-finite at step {done + 1}")
             optimizer.step()
             t4 = time.perf_counter()
             for name, a, b in zip(names, (t0, t1, t2, t3), (t1, t2, t3, t4)):
@@ -260,11 +263,11 @@ def _tiny_step_seconds(num_steps: int) -> float:
         if step == 10:
             started = time.perf_counter()
         xb = X.index_select(0, torch.randint(0, X.shape[0], (BATCH,), generator=g))
-        terms = elbo(model, xb, generator=g)
-        loss = -(terms.reconstruction - terms.kl).mean()
+        with _checks.data_checked_upstream():
+            loss = objective_loss(elbo(model, xb, generator=g)).mean()
         optimizer.zero_grad()
         loss.backward()
-        loss.item()
+        read_step(loss, list(model.parameters()))
         optimizer.step()
     return (time.perf_counter() - started) / num_steps
 
@@ -272,15 +275,15 @@ def _tiny_step_seconds(num_steps: int) -> float:
 def compiled_step(X, num_steps: int) -> dict[str, float]:
     """``torch.compile`` (inductor; it needs a C++ compiler on CPU) of the same step's forward and loss, the noise
     drawn outside the graph: the compile time, and samples/s beside ``fit`` and the ceiling in this process."""
-    from vae_lesson.core.distributions import _bernoulli_log_likelihood, _gaussian_kl
-
     model, g = _fresh_model(), torch.Generator().manual_seed(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, fused=True)
 
-    def loss_fn(xb, eps):
-        mu, logvar = model._encode(xb)
+    def loss_fn(xb, eps):  # the ELBO's formulas as bare torch ops: the package's argument checks would break the graph
+        mu, logvar = model.encoder(xb).chunk(2, dim=-1)
         z = mu + torch.exp(0.5 * logvar) * eps
-        return -(_bernoulli_log_likelihood(model.decoder(z), xb) - _gaussian_kl(mu, logvar)).mean()
+        reconstruction = -F.binary_cross_entropy_with_logits(model.decoder(z), xb, reduction="none").sum(-1)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+        return -(reconstruction - kl).mean()
 
     compiled = torch.compile(loss_fn, dynamic=False)
     started = time.perf_counter()

@@ -11,9 +11,11 @@ Modules (import each from its full path, e.g. ``vae_lesson.core.distributions``)
 * ``models``        -- notebooks 01, 06: ``Autoencoder``, ``VAE`` (MLP encoder/decoder; ``decode`` returns logits;
   ``VAE.sample``)
 * ``bounds``        -- notebooks 04, 06, 08: ``elbo(model, x, n_samples)`` -> ``ELBOTerms`` (``elbo``,
-  ``reconstruction``, ``kl``); ``iwae_bound(model, x, k)`` (chunked), ``iwae_log_weights``
+  ``reconstruction``, ``kl``); ``iwae_bound(model, x, k)`` (chunked), ``iwae_log_weights``; the one copy of each
+  formula, ``elbo_from_q`` and ``log_importance_weights`` (any diagonal Gaussian q, any decoder); ``Objective``
+  (a per-example loss and named terms, for objectives that are not the ELBO)
 * ``training``      -- notebooks 01, 06: ``fit(model, X, ...)`` (in memory, Adam, beta, KL warm-up, validation,
-  ``History``), ``evaluate``
+  ``History`` of named series), ``evaluate``, ``objective_loss``
 * ``checkpoint``    -- notebook 06: ``save_checkpoint`` / ``load_checkpoint`` (state dict + config,
   ``weights_only=True``)
 * ``data``          -- notebook 00: ``load_mnist(split)`` (bundled subset, or ``source=`` a folder of IDX files),

@@ -228,6 +228,14 @@ def _grads_finite(params) -> torch.Tensor:
     return torch.isfinite(torch.stack(extremes)).all()
 
 
+def read_step(loss: torch.Tensor, params) -> tuple[float, bool]:
+    """The one thing ``fit`` reads back from the device per step, in one host sync: the loss's value and whether
+    every gradient of ``params`` is finite (checked before the update, so a diverging step changes nothing)."""
+    loss_value, grads_ok = torch.stack([loss.detach().double(),
+                                        torch.as_tensor(_grads_finite(params)).double()]).tolist()
+    return loss_value, bool(grads_ok)
+
+
 def _diverged(what: str, epoch: int, i: int, steps_per_epoch: int, step: int, lr: float) -> FloatingPointError:
     return FloatingPointError(
         f"fit: {what} at epoch {epoch}, step {i} of {steps_per_epoch} (global step {step + 1}); training "
@@ -368,9 +376,7 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
             loss = objective_loss(out, beta_t).mean()
             optimizer.zero_grad()
             loss.backward()
-            # the step's one host sync: the loss and whether every gradient is finite, read together
-            loss_value, grads_ok = torch.stack([loss.detach().double(),
-                                                torch.as_tensor(_grads_finite(optimizer_params)).double()]).tolist()
+            loss_value, grads_ok = read_step(loss, optimizer_params)  # the step's one host sync
             if not math.isfinite(loss_value):
                 raise _diverged(f"the loss became {loss_value}", epoch, i, steps_per_epoch, step, lr)
             if not grads_ok:
