@@ -18,6 +18,7 @@ Both keep counters on their root element (``data-frames``: answers received, ``d
 """
 
 POINTER_FIGURE_ESM = r"""
+const MAX_IN_FLIGHT = 1;  // ipywidgets itself holds back a second state update until the kernel is idle
 function bytesOf(v) {
   if (!v) return new Uint8Array(0);
   if (v instanceof DataView) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
@@ -49,7 +50,7 @@ function render({ model, el }) {
   el.append(root);
   const ctx = canvas.getContext("2d");
 
-  let background = null, frames = 0, sent = 0, seq = model.get("frame"), inflight = false, wanted = null;
+  let background = null, frames = 0, sent = 0, seq = model.get("frame"), inflight = 0, wanted = null;
   let dragRegion = null;
   let lastSentAt = 0, current = null;
 
@@ -71,9 +72,9 @@ function render({ model, el }) {
 
   function send() {
     if (wanted === null) return;
-    if (inflight && performance.now() - lastSentAt < 1000) return;  // one request in flight (1 s safety net)
+    if (inflight >= MAX_IN_FLIGHT && performance.now() - lastSentAt < 1000) return;  // (1 s safety net)
     seq = Math.max(seq, model.get("frame")) + 1;  // the kernel may have answered a point set from Python
-    sent += 1; inflight = true; lastSentAt = performance.now(); root.dataset.busy = "1";
+    sent += 1; inflight += 1; lastSentAt = performance.now(); root.dataset.busy = "1";
     model.set("pointer", [seq, ...wanted]);
     model.save_changes();
     wanted = null;
@@ -229,8 +230,8 @@ function render({ model, el }) {
   model.on("change:status", showText);
   model.on("change:error", showText);
   model.on("change:frame", () => {
-    frames += 1; inflight = false;
-    root.dataset.frames = String(frames); root.dataset.busy = "0";
+    frames += 1; inflight = Math.max(0, inflight - 1);
+    root.dataset.frames = String(frames); root.dataset.busy = inflight ? "1" : "0";
     send();  // the newest point, if the pointer moved while the kernel was busy
   });
   root.dataset.frames = "0"; root.dataset.sent = "0"; root.dataset.busy = "0";
@@ -240,6 +241,7 @@ export default { render };
 """
 
 DRAW_PAD_ESM = r"""
+const MAX_IN_FLIGHT = 1;
 function render({ model, el }) {
   const scale = model.get("scale"), n = model.get("side"), size = n * scale;
   const root = document.createElement("div");
@@ -257,7 +259,7 @@ function render({ model, el }) {
   root.append(caption, canvas, clear);
   el.append(root);
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  let frames = 0, sent = 0, seq = model.get("frame"), inflight = false, dirty = false, last = null, lastSentAt = 0;
+  let frames = 0, sent = 0, seq = model.get("frame"), inflight = 0, dirty = false, last = null, lastSentAt = 0;
 
   function wipe() { ctx.fillStyle = "black"; ctx.fillRect(0, 0, size, size); }
 
@@ -271,9 +273,9 @@ function render({ model, el }) {
 
   function send() {
     if (!dirty) return;
-    if (inflight && performance.now() - lastSentAt < 1000) return;
+    if (inflight >= MAX_IN_FLIGHT && performance.now() - lastSentAt < 1000) return;
     seq = Math.max(seq, model.get("frame")) + 1;
-    sent += 1; inflight = true; dirty = false; lastSentAt = performance.now(); root.dataset.busy = "1";
+    sent += 1; inflight += 1; dirty = false; lastSentAt = performance.now(); root.dataset.busy = "1";
     model.set("drawing", { seq: seq, pixels: pixels() });
     model.save_changes();
     root.dataset.sent = String(sent);
@@ -321,7 +323,8 @@ function render({ model, el }) {
     caption.style.color = error ? "#b00" : "inherit";
   });
   model.on("change:frame", () => {
-    frames += 1; inflight = false; root.dataset.frames = String(frames); root.dataset.busy = "0"; send();
+    frames += 1; inflight = Math.max(0, inflight - 1);
+    root.dataset.frames = String(frames); root.dataset.busy = inflight ? "1" : "0"; send();
   });
   root.dataset.frames = "0"; root.dataset.sent = "0"; root.dataset.busy = "0";
   wipe();

@@ -82,6 +82,7 @@ def draw_digit(model, X: torch.Tensor, y=None, *, dims: tuple[int, int] | None =
     fig.axes[0].set(xlabel=f"$z_{{{dims[0] + 1}}}$", ylabel=f"$z_{{{dims[1] + 1}}}$")
     canvas.set_figure(fig, fig.axes[:1])
     pad = DrawPad(side=side, scale=max(1, 224 // side))
+    pad.layout.margin = "0 14px 0 0"
     check = widgets.Checkbox(value=center, description="centre and scale like MNIST", indent=False,
                              layout=widgets.Layout(width="230px"))
     box = digit_box("test digit #", digit, mu_data.shape[0])

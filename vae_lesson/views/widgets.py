@@ -222,7 +222,7 @@ class LatentSliders(_Explorer):
     dims: list  # the latent index j each slider sets
     activity: torch.Tensor  # [latent_dim], Var_x(mu_j) over the data set
     digit: widgets.BoundedIntText  # the test image the sliders start from (changing it moves them there)
-    reset: widgets.Button  # back to that image's encoding
+    reset: widgets.Button  # "reset sliders": back to that image's encoding
     image: widgets.Image  # the decoded image sigmoid(decode(z)), PNG
     original: widgets.Image  # the chosen test image x
     z: torch.Tensor = _state()  # [1, latent_dim], the point decoded
@@ -234,10 +234,11 @@ class LatentSliders(_Explorer):
 
 
 def _activity_bar(value: float, largest: float) -> widgets.HTML:
-    width = round(60 * value / largest) if largest > 0 else 0
-    return widgets.HTML(f"<span style='display:inline-block;width:{width}px;height:8px;background:#4c78a8;"
-                        f"margin-right:6px'></span><span style='font-size:12px'>A = {value:.2f}</span>",
-                        layout=widgets.Layout(width="130px"))
+    width = round(36 * value / largest) if largest > 0 else 0
+    return widgets.HTML(f"<span style='white-space:nowrap'><span style='display:inline-block;width:{width}px;"
+                        f"height:8px;background:#4c78a8;margin-right:4px'></span>"
+                        f"<span style='font-size:12px'>A = {value:.2f}</span></span>",
+                        layout=widgets.Layout(width="104px"))
 
 
 def latent_sliders(model, X: torch.Tensor, y=None, *, digit: int = 0, max_sliders: int | None = None,
@@ -248,7 +249,7 @@ def latent_sliders(model, X: torch.Tensor, y=None, *, digit: int = 0, max_slider
 
     Each slider spans ``[-limit, limit]``, widened (to whole numbers) where an encoding of ``X`` lies further out.
     The sliders start at the encoding ``mu`` of image ``digit`` of ``X``; choosing another image in the box moves
-    them to its encoding, and "back to its encoding" undoes your moves. Dimensions without a slider keep it too.
+    them to its encoding, and "reset sliders" undoes your moves. Dimensions without a slider keep it too.
     """
     mu, _, y = encode_data(model, X, y)
     n, latent_dim = mu.shape
@@ -260,13 +261,15 @@ def latent_sliders(model, X: torch.Tensor, y=None, *, digit: int = 0, max_slider
     bounds = [max(limit, math.ceil(float(mu[:, j].abs().max()))) for j in dims]  # every encoding fits
     sliders = [widgets.FloatSlider(value=float(mu[digit, j]), min=-bound, max=bound, step=0.01, readout=False,
                                    description=f"z{j + 1}", continuous_update=True,
-                                   style={"description_width": "32px"}, layout=widgets.Layout(width="220px"))
+                                   style={"description_width": "32px"}, layout=widgets.Layout(width="196px"))
                for j, bound in zip(dims, bounds)]
-    readouts = [widgets.HTML(layout=widgets.Layout(width="52px")) for _ in dims]
+    readouts = [widgets.HTML(layout=widgets.Layout(width="50px")) for _ in dims]
     rows = [widgets.HBox([s, r, _activity_bar(float(activity[j]), float(activity.max()))])
             for s, r, j in zip(sliders, readouts, dims)]
     box = digit_box("test digit #", digit, n)
-    reset = widgets.Button(description="back to its encoding", icon="undo", layout=widgets.Layout(width="200px"))
+    box.layout.width = "170px"
+    reset = widgets.Button(description="reset sliders", icon="undo", tooltip="back to the test digit's encoding",
+                           layout=widgets.Layout(width="170px"))
     image, original, caption = widgets.Image(format="png"), widgets.Image(format="png"), widgets.HTML()
     columns = [widgets.VBox(rows[i:i + 8], layout=widgets.Layout(margin="0 12px 0 0"))
                for i in range(0, len(rows), 8)]  # 8 sliders per column
@@ -405,8 +408,7 @@ def latent_interpolation(model, X: torch.Tensor, y=None, *, digits: tuple[int, i
         explorer.z_a, explorer.z_b = mu[box_a.value], mu[box_b.value]  # [latent_dim] each
         title = f"From {title_of(y, box_a.value)} to {title_of(y, box_b.value)}, decoded along the way"
         fig = views.render_interpolation(model, explorer.z_a, explorer.z_b, None, n_steps, title=title)
-        fig.canvas.draw()
-        side = fig.axes[0].images[0].get_array().shape[0]
+        side = fig.axes[0].images[0].get_array().shape[0]  # the strip's height: one image
         canvas.set_figure(fig, fig.axes)
         pitch = (n_steps - 1) * (side + 1)  # image columns from t = 0 to t = 1 on a strip
         canvas.regions = [dict(r, xlim=[(x - side / 2) / pitch for x in r["xlim"]]) if k < 2 else r
