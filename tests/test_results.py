@@ -63,16 +63,58 @@ def test_every_number_is_averaged_over_the_seeds(quick):
                 assert len(set(values)) == len(values), ("another seed, another model", row["name"], key)
 
 
-def test_differences_from_the_vae_are_paired_and_have_standard_errors(quick, rows):
-    assert rows["VAE"]["diff_vs_vae"] == 0.0 and rows["VAE"]["diff_vs_vae_se"] == 0.0
+def test_differences_from_the_reference_are_paired_and_have_standard_errors(quick, rows):
+    for name in ("VAE", "VAE, binarized"):
+        assert rows[name]["diff_vs_vae"] == 0.0 and rows[name]["diff_vs_vae_se"] == 0.0
     for row in quick["rows"]:
         if row["neg_log_px"] is None:
             assert row["diff_vs_vae"] is None
             continue
+        # binarized rows are paired with the binarized VAE (the same binary test images), the others with the VAE
+        reference = "VAE, binarized" if row["data"] == "binarized" else "VAE"
+        assert row["reference"] == reference
         # the mean of per-image differences is the difference of the means (both seed-averaged, same images)
-        assert row["diff_vs_vae"] == pytest.approx(row["neg_log_px"] - rows["VAE"]["neg_log_px"], abs=1e-3)
+        assert row["diff_vs_vae"] == pytest.approx(row["neg_log_px"] - rows[reference]["neg_log_px"], abs=1e-3)
         assert row["neg_log_px_se"] > 0 and math.isfinite(row["diff_vs_vae_se"]), row["name"]
-        assert row["name"] == "VAE" or row["diff_vs_vae_se"] > 0
+        assert row["name"] == reference or row["diff_vs_vae_se"] > 0
+
+
+def test_binarized_rows_are_scored_on_the_fixed_binarized_test_images(rows):
+    from tools.results import _per_image_elbo
+    from vae_lesson import load_mnist
+
+    spec = next(s for s in MODELS if s.cli_key == "vae-bin")
+    assert spec.fit_kwargs == {"binarize": True} and spec.data == "binarized"
+    X, y = (t[:QUICK.n_train] for t in load_mnist("train"))
+    model = train(spec, X, y, QUICK, seed=0)[0]
+    X_bin = load_mnist("test", binarized=True)[0][:QUICK.n_test]
+    with torch.no_grad():  # the ELBO on the binary images, not on the grey ones
+        neg_elbo = -_per_image_elbo(model, X_bin[:QUICK.n_test], 50, torch.Generator().manual_seed(0)).elbo.mean()
+    assert abs(neg_elbo.item() - rows["VAE, binarized"]["neg_elbo_seeds"][0]) < MC_NOISE
+
+
+def test_only_selects_rows_with_their_references_and_merges_them(quick, tmp_path):
+    from tools.results import merge, select
+
+    assert [s.name for s in select(["iwae-bin"])] == ["VAE, binarized", "IWAE, k = 5, binarized"]
+    assert [s.name for s in select(["beta-4"])] == ["VAE", "β-VAE, β = 4"]
+    with pytest.raises(ValueError, match="--only: expected row keys"):
+        select(["gan"])
+    partial = run(QUICK, models=select(["vae-bin"]))
+    merged = merge(quick, partial)
+    assert [row["name"] for row in merged["rows"]] == [row["name"] for row in quick["rows"]]
+    by_name = {row["name"]: row for row in merged["rows"]}
+    assert by_name["VAE, binarized"] == partial["rows"][0] and by_name["VAE"] == quick["rows"][1]
+    assert merged["meta"]["updates"][-1]["rows"] == ["VAE, binarized"] and "regenerated" in to_markdown(merged)
+    other = json.loads(json.dumps(partial))
+    other["meta"]["seeds"] = [0, 1, 2]
+    with pytest.raises(ValueError, match="seeds"):
+        merge(quick, other)
+    write(quick, tmp_path)
+    assert main(["--quick", "--only", "ae", "--out", str(tmp_path)]) == 0
+    assert [row["name"] for row in json.loads((tmp_path / "results.json").read_text())["rows"]] == \
+        [row["name"] for row in quick["rows"]]
+    assert main(["--quick", "--only", "ae", "--out", str(tmp_path / "empty")]) == 2
 
 
 def test_frechet_distance_has_a_floor_below_the_samples(quick):

@@ -16,10 +16,18 @@ nats per image, averaged over the seeds:
   floor of real training images; parameters, training seconds and active units
   (:func:`vae_lesson.analysis.collapse.active_units`).
 
-The only choice made from data, the VQ-VAE prior's stopping step, uses the "val" split. The pixels are grey and the
-likelihood Bernoulli, a cross-entropy rather than a normalised density: the table says so. :data:`QUICK` is a tiny
-configuration for the tests (``--quick``). Not here: any new model or objective; everything is imported from the
-modules that teach it.
+The only choice made from data, the VQ-VAE prior's stopping step, uses the "val" split. Most rows see grey pixels
+with a Bernoulli likelihood, a cross-entropy rather than a normalised density: the table says so. The rows with
+``data="binarized"`` train on dynamically binarized images (``fit(..., binarize=True)``) and are scored on one fixed
+binarization of the test split (``load_mnist("test", binarized=True)``): log-probabilities of binary images, the
+units of published binarized-MNIST results; their paired differences are from the binarized VAE.
+
+**Adding a row**: append a :class:`Spec` to :data:`MODELS` (a ``key`` for ``--only``, a ``build`` function,
+``fit_kwargs``, ``data`` and the ``reference`` row of its paired difference); ``kind`` says how it is evaluated.
+``python -m tools.results --only KEY ...`` trains and evaluates just those rows (and their reference rows) and merges
+them into the existing ``results.json``/``README.md`` of ``--out``, so a new row costs minutes, not the whole run.
+:data:`QUICK` is a tiny configuration for the tests (``--quick``). Not here: any new model or objective; everything is
+imported from the modules that teach it.
 """
 
 from __future__ import annotations
@@ -67,6 +75,7 @@ SEED, EVAL_SEED = 0, 1  # seed_everything(SEED) before each model; a fresh gener
 ACTIVE_THRESHOLD = 0.01  # Burda et al.: unit j is active when Var_x(mu_j(x)) > 0.01
 PRIOR = dict(batch_size=256, lr=1e-2)  # Adam on -log pi(k) of the VQ-VAE's training codes (notebook 12)
 KINDS = ("ae", "vae", "cvae", "vq")
+DATA = ("grey", "binarized")  # what the row trains and is scored on: grey pixels, or binarized images
 NUM_CLASSES = 10  # digit labels, for the CVAE
 
 
@@ -78,7 +87,14 @@ class Spec:
     about: str
     build: Callable[[], nn.Module]
     kind: str = "vae"  # "ae": no bound; "vae": Gaussian q(z|x); "cvae": q and p see the label; "vq": codebook
-    fit_kwargs: dict = field(default_factory=dict)  # extra arguments of fit: beta, objective
+    fit_kwargs: dict = field(default_factory=dict)  # extra arguments of fit: beta, objective, binarize
+    key: str = ""  # the row's name on the command line (--only KEY); default: derived from the name
+    data: str = "grey"  # "grey": grey test pixels; "binarized": dynamic binarization, fixed binarized test split
+    reference: str = "VAE"  # the row whose per-image -log p(x) its paired difference is taken from
+
+    @property
+    def cli_key(self) -> str:
+        return self.key or "".join(c if c.isalnum() else "-" for c in self.name.lower()).strip("-")
 
 
 def _mlp_vae() -> VAE:
@@ -87,21 +103,28 @@ def _mlp_vae() -> VAE:
 
 MODELS = (
     Spec("AE", "784-400-20 MLP autoencoder, Bernoulli reconstruction loss; no prior, no bound",
-         lambda: Autoencoder(D_PIXELS, LATENT_DIM, HIDDEN_DIMS), "ae"),
+         lambda: Autoencoder(D_PIXELS, LATENT_DIM, HIDDEN_DIMS), "ae", key="ae"),
     Spec("VAE", "784-400-20 MLP, Gaussian q(z\\|x), prior N(0, I), Bernoulli decoder; trained on the ELBO",
-         _mlp_vae),
+         _mlp_vae, key="vae"),
     Spec("β-VAE, β = 0.5", "the VAE trained on reconstruction − 0.5·KL (more rate)", _mlp_vae,
-         fit_kwargs={"beta": 0.5}),
-    Spec("β-VAE, β = 4", "the VAE trained on reconstruction − 4·KL (less rate)", _mlp_vae, fit_kwargs={"beta": 4.0}),
+         fit_kwargs={"beta": 0.5}, key="beta-0.5"),
+    Spec("β-VAE, β = 4", "the VAE trained on reconstruction − 4·KL (less rate)", _mlp_vae, fit_kwargs={"beta": 4.0},
+         key="beta-4"),
     Spec("CVAE", "the VAE with the digit label (one-hot × 10) fed to encoder and decoder",
-         lambda: ConditionalVAE(D_PIXELS, LATENT_DIM, 10, HIDDEN_DIMS), "cvae"),
+         lambda: ConditionalVAE(D_PIXELS, LATENT_DIM, 10, HIDDEN_DIMS), "cvae", key="cvae"),
     Spec("IWAE, k = 5", "the VAE trained on the 5-sample importance-weighted bound (5 decoder passes per image)",
-         _mlp_vae, fit_kwargs={"objective": iwae_objective(5)}),
+         _mlp_vae, fit_kwargs={"objective": iwae_objective(5)}, key="iwae"),
     Spec("VQ-VAE", "784-400-64 MLP, 8 positions × 32 codes of size 8, commitment 0.25; autoregressive prior "
          "fitted to the training codes afterwards", lambda: VQVAE(D_PIXELS, 8, 8, 32, HIDDEN_DIMS), "vq",
-         {"objective": vq_objective(0.25)}),
+         {"objective": vq_objective(0.25)}, key="vq"),
     Spec("Conv VAE", "conv encoder 1→16→32 channels (4×4, stride 2), mirrored transposed-conv decoder, 20-d z; "
-         "the ELBO", lambda: ConvVAE(28, LATENT_DIM, (16, 32))),
+         "the ELBO", lambda: ConvVAE(28, LATENT_DIM, (16, 32)), key="conv"),
+    Spec("VAE, binarized", "the VAE trained on dynamically binarized images (a fresh Bernoulli draw of every batch), "
+         "scored on one fixed binarization of the test images", _mlp_vae, fit_kwargs={"binarize": True},
+         key="vae-bin", data="binarized", reference="VAE, binarized"),
+    Spec("IWAE, k = 5, binarized", "the IWAE (k = 5) trained on dynamically binarized images, scored on the fixed "
+         "binarized test images", _mlp_vae, fit_kwargs={"objective": iwae_objective(5), "binarize": True},
+         key="iwae-bin", data="binarized", reference="VAE, binarized"),
 )
 
 
@@ -214,12 +237,13 @@ def _samples(spec: Spec, model, prior, n: int, generator) -> torch.Tensor | None
 
 @torch.no_grad()
 def evaluate_model(spec: Spec, model, prior, X: torch.Tensor, y: torch.Tensor, budget: Budget, basis=None,
-                   seed: int = SEED) -> dict:
+                   seed: int = SEED, X_fd: torch.Tensor | None = None) -> dict:
     """One seed's numbers on test images ``X [n, D]`` (labels ``y``): nats per image, ``None`` where undefined.
 
     ``log_px`` (a ``[n]`` tensor, not JSON) is the bound of the −log p(x) column per image: IWAE-k, the CVAE's
     marginal bound, or the VQ-VAE's neighbour sum; ``basis`` (``pca_basis`` of the training images) enables the
-    Fréchet distance of ``n_samples`` samples to the test images."""
+    Fréchet distance of ``n_samples`` samples to the test images (``X_fd``, default ``X``: the grey test images for a
+    binarized row, whose samples are pixel probabilities)."""
     generator = torch.Generator().manual_seed(EVAL_SEED + seed)
     S, k = budget.elbo_samples, budget.k
     row = dict(neg_elbo=None, distortion=None, rate=None, neg_log_px=None, log_px=None, iwae_gain=None,
@@ -251,7 +275,8 @@ def evaluate_model(spec: Spec, model, prior, X: torch.Tensor, y: torch.Tensor, b
         row["active_units"] = int((mu_var > ACTIVE_THRESHOLD).sum())
         row["notes"]["activity"] = mu_var.tolist()  # [latent_dim], Var_x mu_j(x): how far above the threshold
     if basis is not None:
-        row["fd"] = frechet_distance(_samples(spec, model, prior, budget.n_samples, generator), X, basis)
+        row["fd"] = frechet_distance(_samples(spec, model, prior, budget.n_samples, generator),
+                                     X if X_fd is None else X_fd, basis)
     return row
 
 
@@ -261,7 +286,8 @@ def _mean_se(values: torch.Tensor) -> tuple[float, float]:
 
 
 def _summarise(per_seed: list[dict], reference: list[dict] | None) -> dict:
-    """Average one model's seeds; the paired difference of −log p(x) from ``reference`` (the VAE's seeds)."""
+    """Average one model's seeds; the paired difference of −log p(x) from ``reference`` (its reference row's seeds,
+    on the same test images)."""
     out = {}
     for key in ("neg_elbo", "distortion", "rate", "neg_log_px", "iwae_gain", "fd", "active_units"):
         values = [r[key] for r in per_seed]
@@ -296,22 +322,26 @@ def run(budget: Budget = FULL, models=MODELS, log: Callable[[str], None] | None 
     X, y = (t[:budget.n_train] for t in load_mnist("train"))  # [n_train, 784], [n_train]
     X_val = load_mnist("val")[0][:budget.n_val]  # [n_val, 784]: the VQ-VAE prior's stopping step
     X_test, y_test = (t[:budget.n_test] for t in load_mnist("test"))  # [n_test, 784], [n_test]
+    X_test_bin = load_mnist("test", binarized=True)[0][:budget.n_test]  # one fixed binarization (binarize_seed 0)
     basis = pca_basis(X, 20)  # the Fréchet distance's features: top 20 principal components of the training images
     floor = frechet_distance(X[:budget.n_samples], X_test, basis)  # real training digits against the test digits
     seeds = [SEED + s for s in range(budget.seeds)]
-    rows, reference = [], None
+    rows, per_seed_of = [], {}
     for spec in models:
+        _checks.choice("spec.data", spec.data, DATA)
+        X_eval = X_test_bin if spec.data == "binarized" else X_test
         per_seed, seconds, evaluated, steps = [], [], 0.0, []
         for seed in seeds:
             model, prior, train_seconds, step = train(spec, X, y, budget, seed, X_val)
             t0 = time.perf_counter()
-            per_seed.append(evaluate_model(spec, model, prior, X_test, y_test, budget, basis, seed))
+            per_seed.append(evaluate_model(spec, model, prior, X_eval, y_test, budget, basis, seed, X_fd=X_test))
             evaluated += time.perf_counter() - t0
             seconds.append(train_seconds)
             steps.append(step)
-        if spec.kind == "vae" and reference is None and spec.name == "VAE":
-            reference = per_seed
-        row = {"name": spec.name, "about": spec.about, "kind": spec.kind,
+        per_seed_of[spec.name] = per_seed
+        reference = per_seed_of.get(spec.reference)  # None when the reference row is not part of this run
+        row = {"name": spec.name, "about": spec.about, "kind": spec.kind, "key": spec.cli_key, "data": spec.data,
+               "reference": spec.reference,
                "parameters": sum(p.numel() for p in model.parameters())
                + (sum(p.numel() for p in prior.parameters()) if prior is not None else 0),
                "train_seconds": sum(seconds) / len(seconds), "eval_seconds": evaluated / len(seeds),
@@ -368,17 +398,26 @@ def to_markdown(results: dict) -> str:
         "# Every course model on the same data" + (" (quick configuration: not the course's numbers)"
                                                    if meta["quick"] else ""),
         "",
-        "Regenerate with `python -m tools.results` (`--quick` for a smoke test); the same numbers are in "
-        "[results.json](results.json).",
+        "Regenerate with `python -m tools.results` (`--quick` for a smoke test; `--only KEY ...` for some rows, "
+        "merged into the existing table); the same numbers are in [results.json](results.json).",
         "",
-        "**Read the nats with this caveat.** The pixels are grey values in [0, 1], scored with a Bernoulli "
-        "likelihood: that is a cross-entropy, not a normalised density of grey images, so these nats and bits/dim "
-        "are not comparable with published binarized-MNIST or 8-bit results. They compare the models of this "
-        "table with each other.",
+        "**Read the nats with this caveat.** The pixels of the grey rows are grey values in [0, 1], scored with a "
+        "Bernoulli likelihood: that is a cross-entropy, not a normalised density of grey images, so these nats and "
+        "bits/dim are not comparable with published binarized-MNIST or 8-bit results. They compare the grey rows of "
+        "this table with each other.",
+        "",
+        '**The binarized rows** ("binarized" in their name) train on dynamically binarized images (a fresh '
+        "Bernoulli draw of every batch) and are scored on one fixed binarization of the test images: "
+        "log-probabilities of binary images, the units of published binarized-MNIST results (Burda et al. 2016: "
+        "86.76 nats for a VAE, 84.78 for an IWAE with k = 50, on all 60000 training images, 3280 epochs, "
+        "IWAE-5000 on the full test set). They are compared with each other, and their paired difference is from "
+        "the binarized VAE, never from a grey row: grey and binary images are different data.",
         "",
         f"**This machine**: {meta['cores']} cores, {_plural(meta['torch_threads'], 'torch thread')}, "
         f"torch {meta['torch']}, Python {meta['python']} ({meta['machine']}); "
-        f"whole run {meta['total_seconds']:.0f} s on {meta['date']}.",
+        f"whole run {meta['total_seconds']:.0f} s on {meta['date']}"
+        + "".join(f"; rows {', '.join(u['rows'])} regenerated in {u['seconds']:.0f} s on {u['date']}"
+                  for u in meta.get("updates", [])) + ".",
         "",
         f"**Same for every model**: the first {meta['n_train']} MNIST training images (the \"train\" split), "
         f"{_plural(b['num_epochs'], 'epoch')} of Adam, batch {meta['train']['batch_size']}, "
@@ -388,7 +427,8 @@ def to_markdown(results: dict) -> str:
         f"data, the VQ-VAE prior's stopping step, uses the {meta['n_val']} \"val\" images.",
         "",
         "| model | what it is | parameters | training s per seed | test −ELBO = D + R (nats) | −log p(x) ≤ "
-        "(nats ± s.e.) | bound used | bits/dim | −log p(x) minus the VAE's (nats ± s.e., paired) | "
+        "(nats ± s.e.) | bound used | bits/dim | −log p(x) minus the reference's: the VAE's, or the binarized "
+        "VAE's (nats ± s.e., paired) | "
         "seeds: min–max of −log p(x) | "
         f"bound − ELBO (nats) | Fréchet distance (floor {meta['fd_floor']:.1f}) | active units (of {LATENT_DIM}) |",
         "|---|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|",
@@ -404,10 +444,12 @@ def to_markdown(results: dict) -> str:
         label = BOUND_LABELS.get("vae" if row["kind"] == "vae" else row["kind"], "n/a").format(k=k, k_label=k_label)
         if row["diff_vs_vae"] is None:
             diff = "n/a"
-        elif row["name"] == "VAE":
+        elif row["name"] == row.get("reference", "VAE"):
             diff = "0 (reference)"
         else:
             diff = f"{row['diff_vs_vae']:+.1f} ± {row['diff_vs_vae_se']:.1f}"
+            if row.get("reference", "VAE") != "VAE":
+                diff += f" (vs {row['reference']})"
         fd = "n/a" if row["fd"] is None else f"{row['fd']:.1f} ({_spread(row, 'fd')})"
         lines.append(f"| {row['name']} | {row['about']} | {row['parameters']:,} | {row['train_seconds']:.1f} | "
                      f"{elbo_cell} | {log_px} | {label if row['neg_log_px'] is not None else 'n/a'} | "
@@ -421,7 +463,8 @@ def to_markdown(results: dict) -> str:
         "tightens as k grows); for the CVAE and the VQ-VAE see their notes. **± s.e.** is the standard error across "
         f"the {meta['n_test']} test images of the seed-averaged per-image values; **bits/dim** is that number / "
         "(784 ln 2). Lower is better.",
-        "**minus the VAE's**: the per-image difference of −log p(x) from the VAE row on the same test images, "
+        "**minus the reference's**: the per-image difference of −log p(x) from the reference row on the same test "
+        "images (the VAE row; for a binarized row the binarized VAE, on the same fixed binarized test images), "
         "averaged over images and seeds, with its standard error across images (paired, so the images' own spread "
         "cancels). Positive: a worse bound than the VAE's. **seeds: min–max** shows the spread of the per-seed means: "
         "training noise, which the standard error across images does not include.",
@@ -473,7 +516,9 @@ def to_markdown(results: dict) -> str:
         "passes per image.",
         "**Exceptions to the shared recipe**: the β-VAEs weight the KL by β; IWAE trains on its k = 5 bound; the "
         "CVAE scales its one-hot label by 10 (the package default); the VQ-VAE trains on its own loss (no bound) "
-        "and gets a prior afterwards; the Conv VAE changes the networks, not the objective.",
+        "and gets a prior afterwards; the Conv VAE changes the networks, not the objective; the binarized rows train "
+        "on a fresh binarization of every batch and are scored on the fixed binarized test images (their Fréchet "
+        "distance still compares samples with the grey test images).",
     ]
     lines += ["", "Notes:", ""] + [f"{i}. {note}" for i, note in enumerate(notes, start=1)]
     return "\n".join(lines) + "\n"
@@ -489,13 +534,62 @@ def write(results: dict, out) -> tuple[pathlib.Path, pathlib.Path]:
     return json_path, md_path
 
 
+def select(keys, models=MODELS) -> list[Spec]:
+    """The specs named by ``keys`` (their ``cli_key``), with the reference rows their paired differences need, in the
+    order of ``models``."""
+    by_key = {spec.cli_key: spec for spec in models}
+    unknown = [key for key in keys if key not in by_key]
+    if unknown or not keys:
+        _checks.fail("--only", "row keys among " + ", ".join(by_key), ", ".join(unknown) or "none")
+    names = {by_key[key].name for key in keys}
+    names |= {by_key[key].reference for key in keys if any(s.name == by_key[key].reference for s in models)}
+    return [spec for spec in models if spec.name in names]
+
+
+def merge(old: dict, new: dict, models=MODELS) -> dict:
+    """``old`` results with the rows of ``new`` replacing those of the same name (rows in the order of ``models``;
+    rows ``models`` no longer has are kept at the end). Both must come from the same budget and seeds."""
+    for key in ("budget", "seeds", "n_train", "n_test"):
+        if old["meta"].get(key) != new["meta"].get(key):
+            _checks.fail("results.json", f"results of the same configuration to merge into ({key} = "
+                         f"{new['meta'].get(key)}); rerun the whole table", f"{key} = {old['meta'].get(key)}")
+    rows = {row["name"]: row for row in old["rows"]}
+    rows.update({row["name"]: row for row in new["rows"]})
+    order = [spec.name for spec in models if spec.name in rows] + [n for n in rows if n not in {s.name for s in models}]
+    meta = dict(old["meta"])
+    meta["updates"] = list(old["meta"].get("updates", [])) + [
+        {"rows": [row["name"] for row in new["rows"]], "date": new["meta"]["date"],
+         "seconds": new["meta"]["total_seconds"]}]
+    return {"meta": meta, "rows": [rows[name] for name in order]}
+
+
 def main(argv=None) -> int:
-    """``python -m tools.results [--quick] [--out results/]``: run, write, print the Markdown table."""
+    """``python -m tools.results [--quick] [--only KEY ...] [--out results/]``: run, write, print the Markdown table."""
     parser = argparse.ArgumentParser(prog="python -m tools.results", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny configuration (seconds), for smoke tests")
     parser.add_argument("--out", default="results", help="folder for results.json and README.md (default: results)")
+    parser.add_argument("--only", nargs="+", metavar="KEY", choices=[spec.cli_key for spec in MODELS],
+                        help="compute only these rows (and the reference rows of their paired differences) and merge "
+                             "them into the results.json of --out; keys: " + ", ".join(s.cli_key for s in MODELS))
     args = parser.parse_args(argv)
-    results = run(QUICK if args.quick else FULL, log=lambda line: print(line, file=sys.stderr, flush=True))
+    budget = QUICK if args.quick else FULL
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    if args.only:
+        existing = pathlib.Path(args.out) / "results.json"
+        if not existing.is_file():
+            print(f"python -m tools.results: --only merges into {existing}, which does not exist; run the whole "
+                  "table first", file=sys.stderr)
+            return 2
+        old = json.loads(existing.read_text())
+        models = select(args.only)
+        log("rows: " + ", ".join(spec.name for spec in models))
+        try:
+            results = merge(old, run(budget, models=models, log=log))
+        except ValueError as err:
+            print(f"python -m tools.results: {err}", file=sys.stderr)
+            return 2
+    else:
+        results = run(budget, log=log)
     write(results, args.out)
     print(to_markdown(results))
     return 0
