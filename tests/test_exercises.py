@@ -1,9 +1,10 @@
 """Every exercise's self-check can fail: it rejects the untouched stub and a plausible wrong answer.
 
 A self-check that passes whatever the learner writes teaches nothing. For each notebook this test executes the
-notebook top to bottom in one fresh kernel. An exercise is a cell holding ``### BEGIN SOLUTION`` (its answer) and
-its self-check: the lines after ``### END SOLUTION`` and the code cells that follow it directly (up to the next
-markdown cell or the next exercise). At every exercise the test first runs answer and check three ways, in order:
+notebook top to bottom in one fresh kernel. An exercise is an answer cell (its answer between ``### BEGIN
+SOLUTION`` and ``### END SOLUTION``) and the self-check cell right after it (nbgrader's autograded cell; its
+hidden tests included, as autograde runs it); ``python -m tools.nbgrader_cells --check`` keeps them in that shape.
+At every exercise the test first runs answer and check three ways, in order:
 
 1. **the stub**: each solution block replaced by ``pass`` (the learner wrote nothing). The exercise must fail,
    with an ``AssertionError`` from the check or because the answer's names are missing; a check that passes here
@@ -13,7 +14,7 @@ markdown cell or the next exercise). At every exercise the test first runs answe
 3. **the solution**: the cells as committed must pass.
 
 Every exercise needs an entry in :data:`WRONG_ANSWERS`, keyed by notebook stem and exercise number (1, 2, ...
-in the order the exercise cells appear); a value is the code that replaces the solution block, or a list of
+in the order the answer cells appear); a value is the code that replaces the solution block, or a list of
 such codes, one per block, for a cell with several blocks.
 """
 
@@ -32,6 +33,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = pathlib.Path(__file__).parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+SELF_CHECK = "# Self-check: exercise"
 
 
 def replace_solutions(source: str, replacements: list[str]) -> str:
@@ -56,7 +58,11 @@ def exercise_cells(nb) -> list[int]:
 
 
 def check_cells(nb, index: int) -> list[int]:
-    """The code cells right after exercise cell ``index``: its self-check, up to markdown or the next exercise."""
+    """The self-check cell right after answer cell ``index``. For an exercise not yet split into the two cells
+    (asserts after ``### END SOLUTION``; ``tools.nbgrader_cells --check`` reports it), the code cells that follow
+    the answer cell directly, up to markdown or the next answer cell."""
+    if index + 1 < len(nb.cells) and nb.cells[index + 1].source.startswith(SELF_CHECK):
+        return [index + 1]
     following = []
     for i in range(index + 1, len(nb.cells)):
         if nb.cells[i].cell_type != "code" or BEGIN in nb.cells[i].source:
@@ -80,7 +86,7 @@ def test_replace_solutions_keeps_indentation_and_the_check():
 
 
 def run(client: NotebookClient, nb, answer: str, index: int) -> CellExecutionError | None:
-    """Run ``answer`` in place of exercise cell ``index``, then its check cells; the first error, or None."""
+    """Run ``answer`` in place of answer cell ``index``, then its check cell; the first error, or None."""
     sources = [(answer, index)] + [(nb.cells[i].source, i) for i in check_cells(nb, index)]
     for source, i in sources:
         try:

@@ -1,4 +1,5 @@
-"""Student copies: solutions become stubs, hidden tests vanish, self-checks stay, and a copy stops at exercise 1."""
+"""Student copies: solutions become stubs, hidden tests vanish, self-checks stay (read-only), and a copy stops at
+exercise 1. That they agree with nbgrader's release, cell by cell, is tested in test_nbgrader.py."""
 
 import json
 import pathlib
@@ -51,8 +52,8 @@ def test_unbalanced_markers_are_rejected(source):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_every_notebook_has_two_exercises_and_a_clean_student_copy(path):
     nb = json.loads(path.read_text())
-    exercises = [c for c in nb["cells"] if is_exercise(c)]
-    assert len(exercises) >= 2, f"{path.name}: {len(exercises)} exercise cells (need at least 2)"
+    exercises = [c for c in nb["cells"] if c["cell_type"] == "code" and BEGIN_SOLUTION in "".join(c["source"])]
+    assert len(exercises) >= 2, f"{path.name}: {len(exercises)} answer cells (need at least 2)"
     student = student_notebook(nb)
     assert nb["cells"][0] == student["cells"][0]  # the input is not modified...
     assert any(BEGIN_SOLUTION in "".join(c["source"]) for c in nb["cells"])  # ...and keeps its solutions
@@ -64,6 +65,13 @@ def test_every_notebook_has_two_exercises_and_a_clean_student_copy(path):
             assert cell["outputs"] == [] and cell["execution_count"] is None
     stubs = sum(STUB_MESSAGE in "".join(c["source"]) for c in student["cells"])
     assert stubs >= len(exercises)
+    for original, copied in zip(nb["cells"], student["cells"]):  # checks read-only, as nbgrader releases them
+        role = original.get("metadata", {}).get("nbgrader", {})
+        if role.get("grade"):
+            assert copied["metadata"]["editable"] is False and copied["metadata"]["deletable"] is False
+            assert "".join(copied["source"]).startswith("# Self-check: exercise")
+        elif role.get("solution"):
+            assert copied["metadata"]["deletable"] is False and STUB_MESSAGE in "".join(copied["source"])
 
 
 @pytest.mark.slow  # executes a student copy of a notebook in a kernel

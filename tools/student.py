@@ -3,13 +3,15 @@
     python -m tools.student OUT_DIR                  # every notebooks/NN_*.ipynb
     python -m tools.student OUT_DIR notebooks/04_elbo.ipynb
 
-The instructor notebooks are the one source. Their exercise cells use nbgrader's markers, so instructors who use
-nbgrader can take them as they are:
+The instructor notebooks are the one source. Each exercise is an answer cell followed by its self-check cell, in
+nbgrader's format (``python -m tools.nbgrader_cells`` keeps them so), so instructors who use nbgrader get the same
+student copy from ``nbgrader generate_assignment`` (a test compares the two, cell by cell). Without nbgrader:
 
 * the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` become
   ``# YOUR CODE HERE`` / ``raise NotImplementedError(...)``, indented like the markers;
 * lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` are removed (checks a grader keeps back);
-* the self-check lines after ``### END SOLUTION`` (the ``assert`` the answer must pass) stay;
+* the self-check cells (the asserts the answer must pass) stay, read-only and undeletable, and answer cells
+  undeletable, as nbgrader marks them;
 * outputs and execution counts are cleared from the first exercise cell on, so a student copy shows no answers.
 
 A student copy therefore runs up to its first exercise and stops there with the stub's message.
@@ -87,6 +89,11 @@ def student_notebook(nb):
     for number, cell in enumerate(nb["cells"], 1):
         if cell["cell_type"] != "code":
             continue
+        role = cell.get("metadata", {}).get("nbgrader", {})
+        if role.get("solution"):
+            cell["metadata"]["deletable"] = False
+        elif role.get("grade") or role.get("locked"):
+            cell["metadata"]["deletable"] = cell["metadata"]["editable"] = False
         if is_exercise(cell):
             seen_exercise = True
             try:
