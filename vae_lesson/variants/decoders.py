@@ -66,8 +66,8 @@ def continuous_bernoulli_log_normalizer(logits: torch.Tensor) -> torch.Tensor:
 def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
     r"""$\mathbb E[x]$ under the continuous Bernoulli, elementwise: $1/(1-e^{-\eta}) - 1/\eta$ ($1/2$ at $\eta = 0$).
 
-    Not $\lambda = \sigma(\eta)$: the mean is pulled towards $1/2$ (e.g. $\lambda = 0.9$ gives $0.79$). Series
-    $1/2 + \eta/12 - \eta^3/720$ below ``SERIES_BELOW``.
+    Not $\lambda = \sigma(\eta)$: the mean is pulled towards $1/2$ (e.g. $\lambda = 0.9$ gives $0.67$,
+    $0.99$ gives $0.79$). Series $1/2 + \eta/12 - \eta^3/720$ below ``SERIES_BELOW``.
     """
     _checks.tensor("logits", logits)
     small = logits.abs() < 2 * SERIES_BELOW
