@@ -202,3 +202,16 @@ def test_a_nan_from_the_model_inside_fit_still_stops_before_the_update():
     with pytest.raises(FloatingPointError, match=r"the loss became nan at epoch 1, step 1"):
         fit(model, X, num_epochs=1, progress=False, objective=nan_objective)
     assert all(torch.equal(start[k], t) for k, t in model.state_dict().items())
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.lists(st.integers(1, 3), max_size=4), b=st.lists(st.integers(1, 3), max_size=4))
+def test_the_cheap_broadcast_check_agrees_with_torch(a, b):
+    from vae_lesson.core.distributions import _broadcastable
+
+    try:
+        torch.broadcast_shapes(torch.Size(a), torch.Size(b))
+        expected = True
+    except RuntimeError:
+        expected = False
+    assert _broadcastable(torch.Size(a), torch.Size(b)) == expected
