@@ -406,7 +406,8 @@ def fit(model, X: torch.Tensor, *, num_epochs: int = 10, batch_size: int = 128, 
                 history._record(f"val_{name}", val[name])
         history._record("seconds", time.perf_counter() - started)
         if use_bar:
-            shown = f"val_{names[-1]}" if X_val is not None else names[-1]
+            main = "elbo" if "elbo" in names else names[0]  # the ELBO when the objective has one
+            shown = f"val_{main}" if X_val is not None else main
             epochs.set_postfix({shown: f"{history[shown][-1]:.1f}"})
     model.eval()
     return history
