@@ -91,7 +91,8 @@ class PointerFigure(anywidget.AnyWidget):
     clamp = traitlets.List().tag(sync=True)
     pixel_ratio = traitlets.Int(PIXEL_RATIO).tag(sync=True)
     step = traitlets.Float(0.05).tag(sync=True)  # how far an arrow key moves the point, in data units
-    pointer = traitlets.List().tag(sync=True)  # [seq, x(, y)], set by the browser
+    # [seq, x(, y)], set by the browser; not echoed back to it (the answer, frame = seq, says it arrived)
+    pointer = traitlets.List().tag(sync=True, echo_update=False)
     frame = traitlets.Int(0).tag(sync=True)  # the seq of the last pointer handled
     overlay = traitlets.Dict().tag(sync=True)  # marker [x, y], ellipse {center, radii}, trail [[x, y], ...], vline x
     panels = traitlets.Bytes(b"").tag(sync=True)  # images, uint8, panel_side**2 bytes each
@@ -142,7 +143,8 @@ class DrawPad(anywidget.AnyWidget):
     scale = traitlets.Int(8).tag(sync=True)
     brush = traitlets.Float(2.2).tag(sync=True)
     caption = traitlets.Unicode("draw a digit here").tag(sync=True)
-    drawing = traitlets.Dict().tag(sync=True)  # {"seq": n, "pixels": [side * side ints in 0..255]}, from the browser
+    # {"seq": n, "pixels": [side * side ints in 0..255]}, from the browser; not echoed back
+    drawing = traitlets.Dict().tag(sync=True, echo_update=False)
     loaded = traitlets.List().tag(sync=True)  # an image put on the pad from Python (0..255)
     frame = traitlets.Int(0).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)

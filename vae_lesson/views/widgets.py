@@ -275,7 +275,8 @@ def latent_sliders(model, X: torch.Tensor, y=None, *, digit: int = 0, max_slider
                for i in range(0, len(rows), 8)]  # 8 sliders per column
     body = widgets.HBox([*columns, widgets.VBox([widgets.HTML("decoded: sigmoid(decode(z))"), image],
                                                 layout=widgets.Layout(margin="0 12px 0 0")),
-                         widgets.VBox([caption, original, box, reset])])
+                         widgets.VBox([caption, original, box, reset])],
+                        layout=widgets.Layout(flex_flow="row wrap"))  # a narrow notebook: the images go below
     output = widgets.Output()
     container = frame("Latent sliders: one per dimension, most active first (A: activity, the variance of the "
                       "encodings along that dimension)", body, output)
