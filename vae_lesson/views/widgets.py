@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from vae_lesson import _checks, gaussian_kl
-from vae_lesson.core.bounds import _check_model, _encode_gaussian
+from vae_lesson.core.bounds import check_vae, encode_gaussian
 from vae_lesson.views import latent_views as views
 from vae_lesson.views.plotting import image_side
 from vae_lesson.views.pointer import PointerFigure
@@ -84,7 +84,7 @@ def encode_data(model, X, y) -> tuple[torch.Tensor, torch.Tensor, list | None]:
     """Check the inputs and encode ``X [n, D]`` once: ``(mu, logvar)``, each ``[n, latent_dim]``, and labels.
 
     float64 ``X`` is cast once to the model's dtype for encoding (the float64 rule of the package)."""
-    _check_model(model)
+    check_vae(model)
     _checks.tensor("X", X, ndim=2, low=0.0, high=1.0)
     if X.shape[0] < 2:
         _checks.fail("X", "at least two images", list(X.shape))
@@ -101,7 +101,7 @@ def encode_images(model, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mu, logvar)`` of ``X [n, D]`` in eval mode (the model's mode is restored), each ``[n, latent_dim]``."""
     was_training = model.training
     model.eval()
-    mu, logvar = _encode_gaussian(model, _checks.model_input("X", X, model))  # [n, latent_dim] each
+    mu, logvar = encode_gaussian(model, _checks.model_input("X", X, model))  # [n, latent_dim] each
     model.train(was_training)
     return mu, logvar
 
