@@ -264,7 +264,7 @@ def convert(nb, path) -> tuple[object, list[str]]:
     for i, cell in enumerate(cells):
         if cell["cell_type"] == "markdown" and any(m in _source(cell) for m in NBGRADER_MARKERS):
             cell["source"] = rewrite_prose(_source(cell))
-            changes.append(f"cell {i + 1}: markdown no longer quotes nbgrader's markers")
+            changes.append(f"cell {i + 1}: markdown quotes nbgrader's markers")
 
     i, number, roles = 0, 0, {}
     while i < len(cells):
@@ -298,7 +298,7 @@ def convert(nb, path) -> tuple[object, list[str]]:
             cell["outputs"], cell["execution_count"] = [], None
             cells.insert(i + 1, new if type(cell) is dict else _node(new))
             check = cells[i + 1]
-            changes.append(f"exercise {number}: the asserts after the answer move to a check cell of their own")
+            changes.append(f"exercise {number}: asserts after the answer, in the answer cell")
         elif nxt is not None and nxt["cell_type"] == "code" and not is_solution_cell(nxt):
             check = nxt
             body = _source(nxt).splitlines()
@@ -312,7 +312,7 @@ def convert(nb, path) -> tuple[object, list[str]]:
             hidden = hide_answers(new_lines, rule)
             if hidden is not None:
                 new_lines = hidden
-                changes.append(f"exercise {number}: checks that give the answer away become hidden tests")
+                changes.append(f"exercise {number}: a visible check gives the answer away (it belongs in hidden tests)")
         where_check = f"{name}: exercise {number}'s check (cell {i + 2})"
         _check_blocks(new_lines, BEGIN_HIDDEN, END_HIDDEN, where_check)
         if any(line.strip() in (BEGIN_SOLUTION, END_SOLUTION) for line in new_lines):
@@ -321,7 +321,7 @@ def convert(nb, path) -> tuple[object, list[str]]:
             raise ExerciseError(f"{where_check}: no assert (the code cell after an answer cell is its check)")
         if "\n".join(new_lines) != _source(check):
             if not tail:
-                changes.append(f"exercise {number}: the check cell begins with {SELF_CHECK} {number!s}")
+                changes.append(f"exercise {number}: the check cell does not begin with {SELF_CHECK} {number!s}")
             check["source"] = "\n".join(new_lines)
         old = check.get("metadata", {}).get("nbgrader", {})
         points = old.get("points", DEFAULT_POINTS) if old.get("grade") else DEFAULT_POINTS
@@ -333,10 +333,10 @@ def convert(nb, path) -> tuple[object, list[str]]:
         wanted, had = roles.get(k), cell.get("metadata", {}).get("nbgrader")
         if wanted is None and had is not None:
             del cell["metadata"]["nbgrader"]
-            changes.append(f"cell {k + 1}: nbgrader metadata removed (not an exercise cell)")
+            changes.append(f"cell {k + 1}: nbgrader metadata on a cell that is no exercise cell")
         elif wanted is not None and had != wanted:
             cell.setdefault("metadata", {})["nbgrader"] = wanted
-            changes.append(f"cell {k + 1}: nbgrader metadata {wanted['grade_id']}")
+            changes.append(f"cell {k + 1}: nbgrader metadata {wanted['grade_id']} missing or different")
         if cell["cell_type"] == "code" and wanted is None:
             stray = [m for m in NBGRADER_MARKERS if m in _source(cell)]
             if stray:
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         pending = [(path, changes) for path, _, changes in results if changes]
         for path, changes in pending:
             for change in changes:
-                print(f"{path}: not in the exercise format: {change}")
+                print(f"{path}: {change}")
         return 1 if pending or problems else 0
     if problems:
         print("python -m tools.nbgrader_cells: nothing written", file=sys.stderr)
