@@ -466,8 +466,8 @@ def to_markdown(results: dict) -> str:
         "**minus the reference's**: the per-image difference of −log p(x) from the reference row on the same test "
         "images (the VAE row; for a binarized row the binarized VAE, on the same fixed binarized test images), "
         "averaged over images and seeds, with its standard error across images (paired, so the images' own spread "
-        "cancels). Positive: a worse bound than the VAE's. **seeds: min–max** shows the spread of the per-seed means: "
-        "training noise, which the standard error across images does not include.",
+        "cancels). Positive: a worse bound than the reference's. **seeds: min–max** shows the spread of the per-seed "
+        "means: training noise, which the standard error across images does not include.",
         "**bound − ELBO**: how much the −log p(x) column's bound gains over the ELBO on the same images (the "
         "ELBO's shortfall, up to Monte Carlo noise).",
         f"**Fréchet distance**: between Gaussians fitted to {b['n_samples']} samples of the model (pixel "
