@@ -73,10 +73,6 @@ def encode_gaussian(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return out
 
 
-_check_model = check_vae  # kept for views.widgets until it switches to check_vae
-_encode_gaussian = encode_gaussian  # kept for views.widgets until it switches to encode_gaussian
-
-
 MAX_DECODE_ROWS = 2**16  # elbo: above this many decoded rows (n_samples * batch), decode in chunks of samples
 MAX_Z_ELEMENTS = 2**27  # elbo: n_samples * batch * latent_dim at most (the z drawn at once: 512 MiB of float32)
 MAX_LOG_WEIGHT_ELEMENTS = 2**30  # iwae_log_weights: k * batch * input_dim decoded pixels at once, at most
