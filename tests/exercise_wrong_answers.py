@@ -149,4 +149,10 @@ reverse_marginal = kl_gaussians(post_mean1, torch.diag(post_cov1.diagonal())[Non
     reparam = gradient_variance(lambda: reparameterized_gradient(f, mu_d, logvar_d, S, generator=generator), repeats)
     return reparam.variance / score.variance  # upside down""",
     },
+    "14_decoder_distributions": {
+        1: "sigma_ex1 = 0.5 / 2  # beta / 2 is sigma^2, not sigma",
+        2: "bpd_ex2, bpd_se_ex2 = mean_and_se(-log_p_ex2 / D_PIXELS)  # nats per dimension, not bits",
+        3: """p = X_val[0].double()
+floor_ex3 = -(p * p.log() + (1 - p) * (1 - p).log()).sum().item()  # 0 log 0 is NaN here, not 0""",
+    },
 }
