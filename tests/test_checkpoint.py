@@ -78,3 +78,25 @@ def test_missing_file_and_unsupported_model(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
     with pytest.raises(TypeError, match="model: expected a model class of vae_lesson"):
         save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+def test_variant_checkpoints_load_in_a_fresh_process(tmp_path):
+    """load_checkpoint finds each variant's class by name without the caller importing its module first."""
+    import subprocess
+    import sys
+
+    save = (
+        "import pathlib\n"
+        "from vae_lesson import save_checkpoint\n"
+        "from vae_lesson.variants.hierarchical import HierarchicalVAE\n"
+        "from vae_lesson.variants.learned_priors import LearnedPriorVAE\n"
+        f"d = pathlib.Path({str(tmp_path)!r})\n"
+        "save_checkpoint(HierarchicalVAE(64, (4, 2), (16,), top_hidden=8), d / 'h.pt')\n"
+        "save_checkpoint(LearnedPriorVAE(64, 2, (16,), prior='vamp', n_components=3), d / 'l.pt')\n")
+    subprocess.run([sys.executable, "-c", save], check=True)
+    load = (
+        "from vae_lesson import load_checkpoint\n"
+        f"print(type(load_checkpoint({str(tmp_path / 'h.pt')!r})).__name__,"
+        f" type(load_checkpoint({str(tmp_path / 'l.pt')!r})).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", load], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["HierarchicalVAE", "LearnedPriorVAE"]

@@ -33,6 +33,8 @@ LAZY_MODEL_MODULES = {
     "ConditionalVAE": "vae_lesson.variants.cvae",
     "ConvVAE": "vae_lesson.variants.conv_vae",
     "VQVAE": "vae_lesson.variants.vq_vae",
+    "LearnedPriorVAE": "vae_lesson.variants.learned_priors",
+    "HierarchicalVAE": "vae_lesson.variants.hierarchical",
 }
 
 
