@@ -1,4 +1,5 @@
-"""Small models where every quantity is exact, to study the ideas before training a VAE (notebooks 02-05).
+"""Small models where every quantity is exact, to study the ideas before training a VAE (notebooks 02-05, and
+the diffusion toy of notebook 16).
 
 Not here: anything used to train or evaluate a real VAE (``core``, ``analysis``).
 
@@ -14,4 +15,6 @@ Modules (import each from its full path, e.g. ``vae_lesson.theory.toy``):
 * ``elbo_study``        -- notebook 04: gradient ascent on an exact ELBO, the best mean-field q, Monte Carlo KL/ELBO
   checks
 * ``noisy_autoencoder`` -- notebook 05: the "autoencoder + noise" experiment: why a VAE needs its KL term
+* ``diffusion_toy``     -- notebook 16: the variance-preserving chain, q(z_{t-1} | z_t, x), per-step KLs; a one-pixel
+  toy with exact ELBO and log p(x) by quadrature
 """
