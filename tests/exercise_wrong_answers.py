@@ -155,4 +155,31 @@ reverse_marginal = kl_gaussians(post_mean1, torch.diag(post_cov1.diagonal())[Non
         3: """p = X_val[0].double()
 floor_ex3 = -(p * p.log() + (1 - p) * (1 - p).log()).sum().item()  # 0 log 0 is NaN here, not 0""",
     },
+    "15_learned_priors_and_hierarchy": {
+        1: """with torch.no_grad():
+    mu_u, logvar_u = models["VampPrior"].vae.encode(models["VampPrior"].pseudo_inputs())
+    log_components = -0.5 * ((z_ex1[:, None, :] - mu_u) ** 2 / logvar_u.exp() + logvar_u
+                             + math.log(2 * math.pi)).sum(-1)
+    log_p_by_hand = torch.logsumexp(log_components, dim=1)  # forgot the weights 1/K""",
+        2: """k_ex2 = torch.multinomial(log_weights_vamp.exp(), 20_000, replacement=True, generator=generator)
+# std = exp(logvar), not exp(logvar / 2)
+z_ex2 = mu_vamp[k_ex2] + torch.exp(logvar_vamp[k_ex2]) * torch.randn(20_000, 20, generator=generator)""",
+        3: """vae_ex3, vamp_ex3 = results[SEED]["VAE"], results[SEED]["VampPrior"]
+gain_ex3 = (vamp_ex3 - vae_ex3).mean().item()
+unpaired_se = math.sqrt((vae_ex3.var() + vamp_ex3.var()).item() / len(vae_ex3))
+paired_se = unpaired_se  # treats the two models' numbers as independent""",
+    },
+    "16_diffusion_as_hierarchical_vae": {
+        1: """x_bar = X_train.mean(0, keepdim=True)
+snr_all = diffusion.schedule.log_snr.exp()
+squared_error = (X_val.double() - x_bar.double()).pow(2).sum(1).mean().item()
+ignorant_kls = [(snr_all[t - 1] - snr_all[t]).item() * squared_error
+                for t in range(2, diffusion.num_steps + 1)]  # forgot the 1/2""",
+        2: """def expected_log_px(T):
+    log_px = toy_log_marginal(vp_schedule(T, 5.0, -7.0), p_one)
+    return ((1 - p_one) * log_px[0] + p_one * log_px[1]).item()  # the likelihood, not the ELBO
+
+
+enough_steps = next(T for T in candidates if expected_log_px(T) >= neg_entropy - 0.1)""",
+    },
 }
