@@ -92,3 +92,39 @@ def test_plot_history_signs():
     lines = [ax.lines[0].get_ydata().tolist() for ax in fig.axes]
     assert lines == [[100.0, 90.0], [5.0, 6.0], [105.0, 96.0]]
     assert all(ax.get_ylabel() == "nats per example" for ax in fig.axes)
+
+
+def test_figure_png_closes_the_figure():
+    import matplotlib.pyplot as plt
+
+    from vae_lesson.views.plotting import figure_png
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    before = len(plt.get_fignums())
+    png = figure_png(fig)
+    assert png.startswith(b"\x89PNG") and len(plt.get_fignums()) == before - 1
+
+
+def test_errors_shown_in_the_output():
+    import ipywidgets as widgets
+
+    from vae_lesson.views.plotting import errors_shown_in
+
+    output, calls = widgets.Output(), []
+
+    def update():
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("t: expected 1..10, got 11")
+
+    run = errors_shown_in(output, update)
+    run()  # built: no error
+    run({"new": 11})  # a change event: the error is shown, not raised
+    assert "ValueError: t: expected 1..10, got 11" in output.outputs[0]["text"]
+    run({"new": 3})  # success clears it
+    assert output.outputs == ()
+    calls.clear()
+    calls.append(0)
+    with pytest.raises(ValueError, match="expected 1..10"):
+        run()  # called directly (no event): raised at once

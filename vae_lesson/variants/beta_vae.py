@@ -24,7 +24,6 @@ Not here: training (:func:`vae_lesson.fit` with ``beta``), likelihood evaluation
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -38,7 +37,7 @@ from vae_lesson.core.bounds import check_vae, encode_gaussian
 from vae_lesson.core.distributions import gaussian_kl, reparameterize
 from vae_lesson.core.training import evaluate
 from vae_lesson.views.latent_views import aggregate_log_density, decoded_pixels
-from vae_lesson.views.plotting import tile
+from vae_lesson.views.plotting import errors_shown_in, figure_png, tile
 
 
 class RateDistortion(NamedTuple):
@@ -265,21 +264,11 @@ def beta_switcher(models: dict, z: torch.Tensor, X: torch.Tensor | None = None, 
     container = widgets.VBox([widgets.HTML("<b>The same codes through each β-VAE</b>"), control, image, output])
     switcher = BetaSwitcher(container, control, image, output, z, X)
 
-    def update(_change=None):
-        try:
-            switcher.samples, switcher.reconstructions = beta_decodes(models, control.value, z, X)
-            fig = render_beta_decodes(models, control.value, z, X, ncols)
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=80)
-            plt.close(fig)
-            image.value = buffer.getvalue()
-        except Exception as err:  # shown where the learner looks, not lost in the kernel log
-            output.append_stderr(f"{type(err).__name__}: {err}\n")
-            if _change is None:
-                raise
-        else:
-            output.outputs = ()
+    def draw():
+        switcher.samples, switcher.reconstructions = beta_decodes(models, control.value, z, X)
+        image.value = figure_png(render_beta_decodes(models, control.value, z, X, ncols))
 
+    update = errors_shown_in(output, draw)
     control.observe(update, names="value")
     update()
     return switcher

@@ -26,7 +26,6 @@ Not here: semi-supervised training with missing labels (Kingma et al. 2014, mode
 
 from __future__ import annotations
 
-import io
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from vae_lesson.core.bounds import ELBOTerms, check_log_weights, elbo_from_q, lo
 from vae_lesson.core.checkpoint import register_model
 from vae_lesson.core.models import VAE, mlp
 from vae_lesson.core.training import History, evaluate, fit
-from vae_lesson.views.plotting import image_side, tile
+from vae_lesson.views.plotting import errors_shown_in, figure_png, image_side, tile
 
 
 @register_model
@@ -318,26 +317,17 @@ def conditional_sliders(model, X: torch.Tensor, y: torch.Tensor, *, example: int
                               widgets.HBox([widgets.VBox([digit, *sliders]), image]), output])
     handles = ConditionalSliders(container, digit, sliders, dims, image, output)
 
-    def update(_change=None):
-        try:
-            z = base.clone()  # [latent_dim]
-            for slider, j in zip(sliders, dims):
-                z[j] = slider.value
-            fig = render_conditional_decode(model, z, digit.value)
-            with torch.no_grad():
-                handles.pixels = torch.sigmoid(model.decode(z[None], digit.value))[0]  # [D]
-            handles.z, handles.figure = z, fig
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=80)
-            plt.close(fig)
-            image.value = buffer.getvalue()
-        except Exception as err:  # shown in the widget, where the learner looks
-            output.append_stderr(f"{type(err).__name__}: {err}\n")
-            if _change is None:
-                raise
-        else:
-            output.outputs = ()
+    def draw():
+        z = base.clone()  # [latent_dim]
+        for slider, j in zip(sliders, dims):
+            z[j] = slider.value
+        fig = render_conditional_decode(model, z, digit.value)
+        with torch.no_grad():
+            handles.pixels = torch.sigmoid(model.decode(z[None], digit.value))[0]  # [D]
+        handles.z, handles.figure = z, fig
+        image.value = figure_png(fig)
 
+    update = errors_shown_in(output, draw)
     for control in (digit, *sliders):
         control.observe(update, names="value")
     update()

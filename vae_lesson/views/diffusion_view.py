@@ -12,7 +12,6 @@ Not here: the model (:mod:`vae_lesson.variants.diffusion`) and the latent-space 
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -23,7 +22,7 @@ import torch
 from vae_lesson import _checks
 from vae_lesson.theory.diffusion_toy import forward_step
 from vae_lesson.variants.diffusion import Diffusion
-from vae_lesson.views.plotting import image_side
+from vae_lesson.views.plotting import errors_shown_in, figure_png, image_side
 
 FIGURE_DPI = 80  # resolution of the figure inside the widget
 
@@ -122,21 +121,11 @@ def diffusion_explorer(model: Diffusion, x: torch.Tensor, generator: torch.Gener
     container = widgets.VBox([widgets.HTML("<b>Diffusion, step by step: move t</b>"), slider, image, output])
     explorer = DiffusionExplorer(container, slider, image, output, paths)
 
-    def update(_change=None):
-        try:
-            fig = render_diffusion_step(paths, slider.value, model.schedule)
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
-            plt.close(fig)
-            image.value = buffer.getvalue()
-            explorer.shown_x_hat = paths.forward_x_hat[slider.value - 1]
-        except Exception as err:  # shown where the learner looks, not lost in the kernel log
-            output.append_stderr(f"{type(err).__name__}: {err}\n")
-            if _change is None:
-                raise
-        else:
-            output.outputs = ()
+    def draw():
+        image.value = figure_png(render_diffusion_step(paths, slider.value, model.schedule), FIGURE_DPI)
+        explorer.shown_x_hat = paths.forward_x_hat[slider.value - 1]
 
+    update = errors_shown_in(output, draw)
     slider.observe(update, names="value")
     update()
     return explorer

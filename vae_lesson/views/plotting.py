@@ -5,6 +5,7 @@ Keeping drawing separate from computing lets notebooks, widgets and tests share 
 
 from __future__ import annotations
 
+import io
 import math
 
 import matplotlib.pyplot as plt
@@ -167,3 +168,27 @@ def plot_history(history, title: str = "Training curves", terms=("reconstruction
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """The PNG bytes of ``fig`` (for an ``ipywidgets.Image``), and ``fig`` closed so that no figure is left open."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def errors_shown_in(output, update):
+    """``update`` as a widget callback: an error it raises appears in ``output`` (an ``ipywidgets.Output``), where
+    the learner looks, and a success clears it. Called directly (no change event, as when the widget is built),
+    the error is raised as well, so a wrong argument fails at once."""
+    def run(_change=None):
+        try:
+            update()
+        except Exception as err:  # shown in the widget, not lost in the kernel log
+            output.append_stderr(f"{type(err).__name__}: {err}\n")
+            if _change is None:
+                raise
+        else:
+            output.outputs = ()
+    return run
