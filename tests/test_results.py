@@ -7,10 +7,15 @@ import pytest
 import torch
 
 from tools.results import KINDS, MODELS, QUICK, Budget, Spec, main, run, to_markdown, train, write
+from vae_lesson import gaussian_kl, iwae_bound, load_mnist
 
 NUMBERS = ("parameters", "train_seconds", "eval_seconds", "neg_elbo", "distortion", "rate", "neg_log_px",
            "neg_log_px_se", "iwae_gain", "bits_per_dim", "bits_per_dim_elbo", "active_units", "fd")
 MC_NOISE = 1.0  # nats: the ELBO (2 draws per image) and IWAE-20 on 100 images are Monte Carlo estimates
+
+
+def load_test(n):
+    return load_mnist("test")[0][:n]  # [n, 784]
 
 
 def mlp_params(*widths):
@@ -44,8 +49,8 @@ def test_numbers_are_finite_and_missing_only_where_undefined(quick):
     for row in quick["rows"]:
         for key in NUMBERS:
             undefined = (row["kind"] == "ae" and key not in ("parameters", "train_seconds", "eval_seconds",
-                                                              "distortion")) or (row["kind"] == "vq" and
-                                                                                 key == "active_units")
+                                                              "distortion")) or (row["kind"] in ("vq", "diffusion")
+                                                                                 and key == "active_units")
             assert (row[key] is None) == undefined, (row["name"], key)
             if row[key] is not None:
                 assert math.isfinite(row[key]) and row[key] >= 0, (row["name"], key, row[key])
@@ -60,7 +65,8 @@ def test_every_number_is_averaged_over_the_seeds(quick):
             if row[key] is not None:
                 values = row[key + "_seeds"]
                 assert len(values) == len(seeds) and row[key] == pytest.approx(sum(values) / len(values)), key
-                assert len(set(values)) == len(values), ("another seed, another model", row["name"], key)
+                if not (row["kind"] == "diffusion" and key == "iwae_gain"):  # 0 by construction: no IWAE
+                    assert len(set(values)) == len(values), ("another seed, another model", row["name"], key)
 
 
 def test_differences_from_the_reference_are_paired_and_have_standard_errors(quick, rows):
@@ -81,7 +87,6 @@ def test_differences_from_the_reference_are_paired_and_have_standard_errors(quic
 
 def test_binarized_rows_are_scored_on_the_fixed_binarized_test_images(rows):
     from tools.results import _per_image_elbo
-    from vae_lesson import load_mnist
 
     spec = next(s for s in MODELS if s.cli_key == "vae-bin")
     assert spec.fit_kwargs == {"binarize": True} and spec.data == "binarized"
@@ -151,6 +156,13 @@ def test_parameter_counts_match_the_architectures_by_hand(rows):
     conv = (conv_params(1, 16) + conv_params(16, 32) + mlp_params(32 * 7 * 7, 40)
             + mlp_params(20, 32 * 7 * 7) + conv_params(32, 16) + conv_params(16, 1))
     assert rows["Conv VAE"]["parameters"] == conv
+    assert rows["VampPrior VAE"]["parameters"] == vae + 50 * 784  # 50 pseudo-inputs, one image each
+    assert rows["MoG-prior VAE"]["parameters"] == vae + 50 * (20 + 20 + 1)  # means, log-variances, logits
+    hierarchy = (mlp_params(784, 400) + mlp_params(400, 2 * 8) + mlp_params(400 + 8, 64, 2 * 20)
+                 + mlp_params(8, 64, 2 * 20) + mlp_params(20, 400, 784))
+    assert rows["Hierarchical VAE"]["parameters"] == hierarchy
+    # step embedding 10 x 32, the MLP on [z_t, embedding] with two outputs per pixel, one gate offset per step
+    assert rows["Diffusion, T = 10"]["parameters"] == 10 * 32 + mlp_params(784 + 32, 400, 2 * 784) + 10
 
 
 def test_active_units_count_the_activity_above_burdas_threshold(quick):
@@ -236,3 +248,98 @@ def test_argument_errors():
         run("quick")
     with pytest.raises(ValueError, match="spec.kind"):
         train(Spec("GAN", "not a course model", MODELS[1].build, kind="gan"), None, None, QUICK)
+
+
+def test_learned_prior_rows_evaluate_with_the_learned_prior():
+    """With a MoG prior set to N(0, I) (every component at 0 with unit variance), the learned-prior evaluation must
+    reproduce the course VAE's closed-form KL and IWAE bound of the same encoder and decoder: a reference the
+    learned-prior code did not write. A learned prior that is not N(0, I) must change the rate."""
+    from tools.results import evaluate_model
+    from vae_lesson.variants.learned_priors import LearnedPriorVAE
+
+    spec = next(s for s in MODELS if s.cli_key == "mog")
+    torch.manual_seed(0)
+    model = LearnedPriorVAE(784, 20, (400,), prior="mog", n_components=3).eval()
+    with torch.no_grad():
+        model.prior_mu.zero_()
+        model.prior_logvar.zero_()
+    X = load_test(50)
+    budget = Budget(n_test=50, k=200, elbo_samples=50, n_samples=50)
+    row = evaluate_model(spec, model, None, X, None, budget)
+    with torch.no_grad():
+        closed_form = gaussian_kl(*model.vae.encode(X)).mean().item()  # KL(q || N(0, I)), exact
+        iwae = iwae_bound(model.vae, X, 200, generator=torch.Generator().manual_seed(5)).mean().item()
+    # Monte Carlo: 50 draws per image over 50 images; the stated s.e. is the scale of its error
+    assert abs(row["rate"] - closed_form) < 5 * row["notes"]["rate_mc_se"] + 1e-3, (row["rate"], closed_form)
+    assert row["notes"]["rate_mc_se"] > 0
+    assert abs(-row["neg_log_px"] - iwae) < 0.5, "IWAE-200 with the same model and prior, other draws"
+    assert row["neg_elbo"] == pytest.approx(row["distortion"] + row["rate"], abs=1e-3)
+    with torch.no_grad():
+        model.prior_mu.add_(2.0)  # a prior far from q: the rate must grow
+    assert evaluate_model(spec, model, None, X, None, budget)["rate"] > row["rate"] + 10
+
+
+def test_vamp_prior_starts_at_training_images(monkeypatch):
+    """The VampPrior's pseudo-inputs are initialised from training images (not left at grey noise) before fit."""
+    import tools.results as results
+
+    seen = {}
+
+    def fake_fit(model, X, **kwargs):
+        seen["pseudo"] = model.pseudo_inputs().detach().clone()
+
+    monkeypatch.setattr(results, "fit", fake_fit)
+    X = load_test(300)
+    spec = next(s for s in MODELS if s.cli_key == "vamp")
+    results.train(spec, X, None, QUICK)
+    shrunk = 0.05 + 0.9 * X  # init_pseudo_inputs maps pixels into [0.05, 0.95]
+    nearest = torch.cdist(seen["pseudo"].double(), shrunk.double()).min(1).values  # [K]
+    assert nearest.max() < 1e-3, "every pseudo-input is a training image"
+
+
+def test_hierarchical_row_warms_up_over_all_epochs_and_reports_both_layers(monkeypatch, rows):
+    import tools.results as results
+
+    seen = {}
+    monkeypatch.setattr(results, "fit", lambda model, X, **kwargs: seen.update(kwargs))
+    spec = next(s for s in MODELS if s.cli_key == "hierarchical")
+    results.train(spec, load_test(10), None, Budget(num_epochs=7))
+    assert seen["kl_warmup_epochs"] == 7 and seen["num_epochs"] == 7
+    assert seen["objective"].__name__ == "hierarchical_elbo"
+    assert all("kl_warmup_epochs" not in s.fit_kwargs for s in MODELS)
+    row = rows["Hierarchical VAE"]
+    notes = row["notes"]
+    assert row["rate"] == pytest.approx(notes["rate_z1"] + notes["rate_z2"], abs=1e-3)
+    assert len(notes["activity_z2"]) == 8 and len(notes["active_units_z2_per_seed"]) == QUICK.seeds
+    assert notes["active_units_z2_per_seed"][0] == sum(a > 0.01 for a in notes["activity_z2"])
+
+
+def test_diffusion_row_reports_its_full_elbo_as_its_bound(rows):
+    """The diffusion row's bound is its (T + 1)-term ELBO: the same number in both columns, R above the prior KL."""
+    from tools.results import _diffusion_elbo
+    from vae_lesson.theory.diffusion_toy import prior_kl
+    from vae_lesson.variants.diffusion import diffusion_bound
+
+    row = rows["Diffusion, T = 10"]
+    assert row["neg_log_px"] == row["neg_elbo"] and row["iwae_gain"] == 0.0
+    assert row["active_units"] is None and row["notes"]["num_steps"] == 10
+    spec = next(s for s in MODELS if s.cli_key == "diffusion")
+    model = spec.build().eval()
+    X = load_test(40)
+    terms = _diffusion_elbo(model, X, 3, torch.Generator().manual_seed(0))
+    once = diffusion_bound(model, X, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(terms.elbo, terms.reconstruction - terms.kl)
+    assert (terms.kl > prior_kl(model.schedule, X).to(terms.kl.dtype)).all(), "R includes 9 step KLs >= 0"
+    # the mean of 3 draws estimates the same ELBO as one draw: within the one-draw spread
+    assert abs(terms.elbo.mean() - once.elbo.mean()) < 4 * once.elbo.std() / math.sqrt(40) + 1.0
+
+
+def test_markdown_labels_the_new_rows(quick):
+    table = to_markdown(quick)
+    lines = {line.split(" | ")[0][2:]: line for line in table.splitlines() if line.startswith("| ")}
+    assert "R by Monte Carlo" in lines["VampPrior VAE"] and "learned log p(z) in the weights" in lines["MoG-prior VAE"]
+    assert "for z1 +" in lines["Hierarchical VAE"] and "z2:" in lines["Hierarchical VAE"]
+    assert "no IWAE" in lines["Diffusion, T = 10"] and "0 (the bound is the ELBO)" in lines["Diffusion, T = 10"]
+    for note in ("**VampPrior and MoG-prior VAEs**", "**Hierarchical VAE**", "**Diffusion, T = 10**"):
+        assert note in table
+

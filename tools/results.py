@@ -6,15 +6,20 @@ number depends on the order of the table), on the MNIST "train" split with the s
 nats per image, averaged over the seeds:
 
 * test $-\text{ELBO} = D + R$: distortion $D = -\mathbb E_{q}\log p_\theta(x\mid z)$ (``elbo_samples`` draws of
-  $z$ per image) plus rate $R = \mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z))$ (closed form);
+  $z$ per image) plus rate $R = \mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z))$ (closed form; a Monte Carlo estimate for
+  the learned priors, whose KL has none; both layers' KLs for the hierarchical VAE; the $T - 1$ denoising KLs plus
+  the prior KL for the diffusion model);
 * each model's tightest bound on $\log p_\theta(x)$: IWAE with $k = 1000$ (:func:`vae_lesson.iwae_bound`) for the
   Gaussian VAEs, $\log\sum_y p(y)\,\hat p(x\mid y)$ for the CVAE (the marginal, not $\log p(x\mid y)$), the
   neighbour sum (:func:`vae_lesson.variants.vq_vae.neighbour_bound`) for the VQ-VAE, whose point-mass $q$ makes IWAE-$k$
-  equal its ELBO; its standard error across images, bits per dimension $= -\log p_\theta(x) / (784 \ln 2)$, the
-  paired difference from the VAE row with its standard error, and the spread over seeds;
+  equal its ELBO, IWAE-$k$ with the learned $\log p_\lambda(z)$ in the weights for the VampPrior and MoG-prior VAEs
+  (:func:`vae_lesson.variants.learned_priors.learned_prior_iwae`), IWAE-$k$ over both layers for the hierarchical
+  VAE, and for the diffusion model its full $(T+1)$-term ELBO itself (no IWAE here); its standard error across
+  images, bits per dimension $= -\log p_\theta(x) / (784 \ln 2)$, the paired difference from the VAE row with its
+  standard error, and the spread over seeds;
 * the Fréchet distance of samples to the test images (:func:`vae_lesson.analysis.diagnostics.frechet_distance`) with the
   floor of real training images; parameters, training seconds and active units
-  (:func:`vae_lesson.analysis.collapse.active_units`).
+  (:func:`vae_lesson.analysis.collapse.active_units`; per layer for the hierarchical VAE).
 
 The only choice made from data, the VQ-VAE prior's stopping step, uses the "val" split. Most rows see grey pixels
 with a Bernoulli likelihood, a cross-entropy rather than a normalised density: the table says so. The rows with
@@ -66,7 +71,21 @@ from vae_lesson.analysis.collapse import active_units
 from vae_lesson.analysis.diagnostics import frechet_distance, pca_basis
 from vae_lesson.variants.conv_vae import ConvVAE
 from vae_lesson.variants.cvae import ConditionalVAE, conditional_elbo, fit_conditional, log_weights_per_label
+from vae_lesson.variants.diffusion import Diffusion, diffusion_bound, diffusion_objective
+from vae_lesson.variants.hierarchical import (
+    HierarchicalVAE,
+    active_units_per_layer,
+    hierarchical_elbo,
+    hierarchical_elbo_terms,
+    hierarchical_iwae,
+)
 from vae_lesson.variants.iwae_training import iwae_objective
+from vae_lesson.variants.learned_priors import (
+    LearnedPriorVAE,
+    kl_monte_carlo,
+    learned_prior_elbo,
+    learned_prior_iwae,
+)
 from vae_lesson.variants.vq_vae import VQVAE, AutoregressivePrior, neighbour_bound, perplexity, vq_bound, vq_objective
 
 D_PIXELS, LATENT_DIM, HIDDEN_DIMS = 784, 20, (400,)  # the 784-400-20 MLP of notebook 06
@@ -74,7 +93,7 @@ TRAIN = dict(batch_size=128, lr=1e-3)  # shared by every model; the number of ep
 SEED, EVAL_SEED = 0, 1  # seed_everything(SEED) before each model; a fresh generator(EVAL_SEED) for its evaluation
 ACTIVE_THRESHOLD = 0.01  # Burda et al.: unit j is active when Var_x(mu_j(x)) > 0.01
 PRIOR = dict(batch_size=256, lr=1e-2)  # Adam on -log pi(k) of the VQ-VAE's training codes (notebook 12)
-KINDS = ("ae", "vae", "cvae", "vq")
+KINDS = ("ae", "vae", "cvae", "vq", "learned-prior", "hierarchical", "diffusion")
 DATA = ("grey", "binarized")  # what the row trains and is scored on: grey pixels, or binarized images
 NUM_CLASSES = 10  # digit labels, for the CVAE
 
@@ -86,11 +105,15 @@ class Spec:
     name: str
     about: str
     build: Callable[[], nn.Module]
-    kind: str = "vae"  # "ae": no bound; "vae": Gaussian q(z|x); "cvae": q and p see the label; "vq": codebook
+    # "ae": no bound; "vae": Gaussian q(z|x), prior N(0, I); "cvae": q and p see the label; "vq": codebook;
+    # "learned-prior": the VAE with a learned mixture prior (Monte Carlo KL); "hierarchical": two latent layers;
+    # "diffusion": T fixed Gaussian encoder steps, a learned reverse chain (no IWAE: its bound is the ELBO)
+    kind: str = "vae"
     fit_kwargs: dict = field(default_factory=dict)  # extra arguments of fit: beta, objective, binarize
     key: str = ""  # the row's name on the command line (--only KEY); default: derived from the name
     data: str = "grey"  # "grey": grey test pixels; "binarized": dynamic binarization, fixed binarized test split
     reference: str = "VAE"  # the row whose per-image -log p(x) its paired difference is taken from
+    kl_warmup: float = 0.0  # KL warm-up over this fraction of the epochs (fit's kl_warmup_epochs); 0: none
 
     @property
     def cli_key(self) -> str:
@@ -99,6 +122,15 @@ class Spec:
 
 def _mlp_vae() -> VAE:
     return VAE(D_PIXELS, LATENT_DIM, HIDDEN_DIMS)
+
+
+N_COMPONENTS = 50  # the learned priors' mixture components (notebook 15)
+HIERARCHY = dict(latent_dims=(LATENT_DIM, 8), top_hidden=64)  # z1 of 20 dimensions under z2 of 8 (notebook 15)
+DIFFUSION = dict(num_steps=10, embed_dim=32, log_snr_max=1.0, log_snr_min=-5.0)  # notebook 16
+
+
+def _learned_prior_vae(prior: str) -> Callable[[], LearnedPriorVAE]:
+    return lambda: LearnedPriorVAE(D_PIXELS, LATENT_DIM, HIDDEN_DIMS, prior=prior, n_components=N_COMPONENTS)
 
 
 MODELS = (
@@ -125,6 +157,20 @@ MODELS = (
     Spec("IWAE, k = 5, binarized", "the IWAE (k = 5) trained on dynamically binarized images, scored on the fixed "
          "binarized test images", _mlp_vae, fit_kwargs={"objective": iwae_objective(5), "binarize": True},
          key="iwae-bin", data="binarized", reference="VAE, binarized"),
+    Spec("VampPrior VAE", f"the VAE with a VampPrior: p(z) = mean of q(z\\|u_k) over {N_COMPONENTS} learned "
+         "pseudo-inputs u_k (started at random training images); the ELBO with a Monte Carlo KL",
+         _learned_prior_vae("vamp"), "learned-prior", {"objective": learned_prior_elbo}, key="vamp"),
+    Spec("MoG-prior VAE", f"the VAE with a learned mixture of {N_COMPONENTS} diagonal Gaussians as p(z) (means, "
+         "variances, weights); the ELBO with a Monte Carlo KL", _learned_prior_vae("mog"), "learned-prior",
+         {"objective": learned_prior_elbo}, key="mog"),
+    Spec("Hierarchical VAE", "two latent layers, z1 (20-d) under z2 (8-d): 784-400 bottom-up, q(z2\\|x), "
+         "q(z1\\|x, z2) and p(z1\\|z2) MLPs of 64 units, the VAE's decoder p(x\\|z1); the ELBO with KL warm-up "
+         "over all epochs", lambda: HierarchicalVAE(D_PIXELS, hidden_dims=HIDDEN_DIMS, **HIERARCHY), "hierarchical",
+         {"objective": hierarchical_elbo}, key="hierarchical", kl_warmup=1.0),
+    Spec("Diffusion, T = 10", "10 fixed Gaussian encoder steps (log SNR 1 → −5), a shared 784+32-400-1568 MLP "
+         "reverse model with a step embedding, Bernoulli p(x\\|z_1); the ELBO with one sampled step per image",
+         lambda: Diffusion(D_PIXELS, hidden_dims=HIDDEN_DIMS, **DIFFUSION), "diffusion",
+         {"objective": diffusion_objective}, key="diffusion"),
 )
 
 
@@ -191,7 +237,11 @@ def train(spec: Spec, X: torch.Tensor, y: torch.Tensor, budget: Budget, seed: in
     generator = seed_everything(seed)
     model = spec.build()
     kwargs = dict(num_epochs=budget.num_epochs, generator=generator, progress=False, **TRAIN, **spec.fit_kwargs)
+    if spec.kl_warmup:
+        kwargs["kl_warmup_epochs"] = spec.kl_warmup * budget.num_epochs
     started = time.perf_counter()
+    if isinstance(model, LearnedPriorVAE) and model.prior_kind == "vamp":
+        model.init_pseudo_inputs(X, generator=generator)  # part of training: its draws come from the same generator
     if spec.kind == "cvae":
         fit_conditional(model, X, y, **kwargs)
     else:
@@ -201,11 +251,23 @@ def train(spec: Spec, X: torch.Tensor, y: torch.Tensor, budget: Budget, seed: in
     return model.eval(), prior, time.perf_counter() - started, step
 
 
-def _per_image_elbo(model, X, S: int, generator, y=None) -> ELBOTerms:
-    """ELBO terms per test image (``[n]`` each, nats), ``S`` draws of z, in batches of 500."""
-    parts = [elbo(model, X[s:s + 500], S, generator) if y is None else
+def _per_image_elbo(model, X, S: int, generator, y=None, objective=None) -> ELBOTerms:
+    """ELBO terms per test image (``[n]`` each, nats), ``S`` draws of z, in batches of 500; ``objective(model, x,
+    S, generator)`` in place of :func:`vae_lesson.elbo` (the learned priors' ELBO), or the CVAE's with labels ``y``."""
+    objective = elbo if objective is None else objective
+    parts = [objective(model, X[s:s + 500], S, generator) if y is None else
              conditional_elbo(model, X[s:s + 500], y[s:s + 500], S, generator) for s in range(0, len(X), 500)]
     return ELBOTerms(*(torch.cat([getattr(p, f) for p in parts]) for f in ("elbo", "reconstruction", "kl")))
+
+
+def _diffusion_elbo(model: Diffusion, X, S: int, generator) -> ELBOTerms:
+    """The diffusion model's full (T+1)-term ELBO per image (``[n]`` each, nats), the mean of ``S`` independent
+    :func:`~vae_lesson.variants.diffusion.diffusion_bound` evaluations (each one draw of every z_t): ``kl`` is
+    the T − 1 step KLs plus the prior KL."""
+    bounds = [diffusion_bound(model, X, generator=generator) for _ in range(S)]
+    reconstruction = torch.stack([b.reconstruction for b in bounds]).mean(0)  # [n]
+    kl = torch.stack([b.step_kls.sum(1) + b.prior_kl for b in bounds]).mean(0)  # [n]
+    return ELBOTerms(reconstruction - kl, reconstruction, kl)
 
 
 @torch.no_grad()
@@ -263,6 +325,26 @@ def evaluate_model(spec: Spec, model, prior, X: torch.Tensor, y: torch.Tensor, b
         row["notes"]["neg_log_px_given_y"] = -conditional.mean().item()
         row["notes"]["iwae_gain_given_y"] = (conditional - terms.elbo).mean().item()
         mu_var = model.encode(X, y)[0].var(0, unbiased=False)  # [latent_dim], Var_x mu_j(x, y)
+    elif spec.kind == "learned-prior":
+        terms = _per_image_elbo(model, X, S, generator, objective=learned_prior_elbo)  # kl: Monte Carlo, S draws
+        mc = kl_monte_carlo(model, X, S, generator)  # [n] each: the same estimator on fresh draws, with its s.e.
+        row["notes"]["rate_mc_se"] = (mc.se.pow(2).sum().sqrt() / len(X)).item()  # s.e. of the mean rate
+        log_px = learned_prior_iwae(model, X, k, generator=generator)  # [n], log p_lambda(z) in the weights
+        mu_var = active_units(model.vae, X, ACTIVE_THRESHOLD).activity  # [latent_dim]
+    elif spec.kind == "hierarchical":
+        parts = [hierarchical_elbo_terms(model, X[s:s + 500], S, generator) for s in range(0, len(X), 500)]
+        split = {f: torch.cat([getattr(p, f) for p in parts]) for f in ("elbo", "reconstruction", "kl_z1", "kl_z2")}
+        terms = ELBOTerms(split["elbo"], split["reconstruction"], split["kl_z1"] + split["kl_z2"])
+        row["notes"].update(rate_z1=split["kl_z1"].mean().item(), rate_z2=split["kl_z2"].mean().item())
+        log_px = hierarchical_iwae(model, X, k, generator=generator)  # [n]
+        layers = active_units_per_layer(model, X, ACTIVE_THRESHOLD, generator=generator)
+        mu_var = layers["z1"].activity  # [d1], the column's units
+        row["notes"]["activity_z2"] = layers["z2"].activity.tolist()  # [d2]
+        row["notes"]["active_units_z2_per_seed"] = layers["z2"].count
+    elif spec.kind == "diffusion":
+        terms = _diffusion_elbo(model, X, S, generator)
+        log_px = terms.elbo  # no IWAE here: the tightest bound this model has is its ELBO
+        row["notes"]["num_steps"] = model.num_steps
     else:
         terms = _per_image_elbo(model, X, S, generator)
         log_px = iwae_bound(model, X, k, generator=generator)  # [n]
@@ -271,7 +353,7 @@ def evaluate_model(spec: Spec, model, prior, X: torch.Tensor, y: torch.Tensor, b
                rate=terms.kl.mean().item(), neg_log_px=-log_px.mean().item(), log_px=log_px)
     gain = (conditional if spec.kind == "cvae" else log_px) - terms.elbo  # [n], the same images
     row["iwae_gain"] = gain.mean().item()
-    if spec.kind != "vq":
+    if spec.kind not in ("vq", "diffusion"):
         row["active_units"] = int((mu_var > ACTIVE_THRESHOLD).sum())
         row["notes"]["activity"] = mu_var.tolist()  # [latent_dim], Var_x mu_j(x): how far above the threshold
     if basis is not None:
@@ -306,9 +388,13 @@ def _summarise(per_seed: list[dict], reference: list[dict] | None) -> dict:
     notes = {}
     for key in per_seed[0]["notes"]:
         values = [r["notes"][key] for r in per_seed]
-        notes[key] = values[0] if key in ("activity", "prior_parameters") else sum(values) / len(values)
-        if key == "activity":
-            notes["weakest_seeds"] = [min(v) for v in values]
+        if key.endswith("_per_seed"):
+            notes[key] = values
+        else:
+            first_seed = key in ("activity", "activity_z2", "prior_parameters", "num_steps")
+            notes[key] = values[0] if first_seed else sum(values) / len(values)
+        if key in ("activity", "activity_z2"):
+            notes[key.replace("activity", "weakest") + "_seeds"] = [min(v) for v in values]
     out["notes"] = notes
     return out
 
@@ -373,19 +459,27 @@ def _spread(row: dict, key: str, fmt: str = ".1f") -> str:
     return f"{min(values):{fmt}}–{max(values):{fmt}}"
 
 
+def _count(counts) -> str:
+    return f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
+
+
 def _active(row: dict) -> str:
     if row["active_units"] is None:
         return "n/a"
-    counts = row["active_units_seeds"]
-    count = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
-    return f"{count} (weakest {min(row['notes']['weakest_seeds']):.2f})"
+    cell = f"{_count(row['active_units_seeds'])} (weakest {min(row['notes']['weakest_seeds']):.2f})"
+    if row["kind"] == "hierarchical":
+        cell = (f"z1: {cell}; z2: {_count(row['notes']['active_units_z2_per_seed'])} of "
+                f"{len(row['notes']['activity_z2'])} (weakest {min(row['notes']['weakest_z2_seeds']):.2f})")
+    return cell
 
 
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-BOUND_LABELS = {"vae": "IWAE-{k}", "cvae": "log Σ_y p(y) IWAE-{k_label}(x\\|y)", "vq": "neighbour sum"}
+BOUND_LABELS = {"vae": "IWAE-{k}", "cvae": "log Σ_y p(y) IWAE-{k_label}(x\\|y)", "vq": "neighbour sum",
+                "learned-prior": "IWAE-{k}, learned log p(z) in the weights", "hierarchical": "IWAE-{k} over (z1, z2)",
+                "diffusion": "the ELBO itself (T + 1 terms; no IWAE)"}
 
 
 def to_markdown(results: dict) -> str:
@@ -440,8 +534,14 @@ def to_markdown(results: dict) -> str:
             elbo_cell += " (of −log p(x\\|y))"
         if row["kind"] == "vq":
             elbo_cell += " (point mass)"
+        if row["kind"] == "learned-prior":
+            elbo_cell += f" (R by Monte Carlo, ± {row['notes']['rate_mc_se']:.2f})"
+        if row["kind"] == "hierarchical":
+            elbo_cell += f" (R = {row['notes']['rate_z1']:.1f} for z1 + {row['notes']['rate_z2']:.1f} for z2)"
+        if row["kind"] == "diffusion":
+            elbo_cell += f" (R: {row['notes']['num_steps'] - 1} step KLs + prior KL)"
         log_px = "n/a" if row["neg_log_px"] is None else f"{row['neg_log_px']:.1f} ± {row['neg_log_px_se']:.1f}"
-        label = BOUND_LABELS.get("vae" if row["kind"] == "vae" else row["kind"], "n/a").format(k=k, k_label=k_label)
+        label = BOUND_LABELS.get(row["kind"], "n/a").format(k=k, k_label=k_label)
         if row["diff_vs_vae"] is None:
             diff = "n/a"
         elif row["name"] == row.get("reference", "VAE"):
@@ -450,17 +550,20 @@ def to_markdown(results: dict) -> str:
             diff = f"{row['diff_vs_vae']:+.1f} ± {row['diff_vs_vae_se']:.1f}"
             if row.get("reference", "VAE") != "VAE":
                 diff += f" (vs {row['reference']})"
+        gain = "0 (the bound is the ELBO)" if row["kind"] == "diffusion" else _nats(row["iwae_gain"])
         fd = "n/a" if row["fd"] is None else f"{row['fd']:.1f} ({_spread(row, 'fd')})"
         lines.append(f"| {row['name']} | {row['about']} | {row['parameters']:,} | {row['train_seconds']:.1f} | "
                      f"{elbo_cell} | {log_px} | {label if row['neg_log_px'] is not None else 'n/a'} | "
                      f"{_nats(row['bits_per_dim'], '.3f')} | {diff} | {_spread(row, 'neg_log_px')} | "
-                     f"{_nats(row['iwae_gain'])} | {fd} | {_active(row)} |")
+                     f"{gain} | {fd} | {_active(row)} |")
     notes = [
         f"**test −ELBO** on all {meta['n_test']} test images, split into distortion D = −E_q log p(x\\|z) "
-        f"({b['elbo_samples']} draws of z per image) and rate R = KL(q(z\\|x) ‖ p(z)) in closed form. Lower is better.",
+        f"({b['elbo_samples']} draws of z per image) and rate R = KL(q(z\\|x) ‖ p(z)) in closed form (for the "
+        "learned priors, the hierarchy and diffusion see their notes). Lower is better.",
         f"**−log p(x) ≤**: each model's tightest bound on log p(x), negated: for the Gaussian VAEs the "
         f"importance-weighted bound IWAE-{k} ({k} samples per image; a lower bound on log p(x) in expectation that "
-        "tightens as k grows); for the CVAE and the VQ-VAE see their notes. **± s.e.** is the standard error across "
+        "tightens as k grows; for the learned-prior and hierarchical VAEs with their own priors' densities); for the "
+        "CVAE, the VQ-VAE and the diffusion model see their notes. **± s.e.** is the standard error across "
         f"the {meta['n_test']} test images of the seed-averaged per-image values; **bits/dim** is that number / "
         "(784 ln 2). Lower is better.",
         "**minus the reference's**: the per-image difference of −log p(x) from the reference row on the same test "
@@ -506,11 +609,45 @@ def to_markdown(results: dict) -> str:
                      "prior of training (R = 8 log 32 = 27.7 nats) the point-mass −ELBO is "
                      f"{vq['notes']['neg_elbo_uniform_prior']:.1f} nats. Active units do not apply to discrete codes; "
                      f"the test codes' perplexity is {vq['notes']['perplexity']:.1f} of 32.")
+    if "learned-prior" in by_kind:
+        notes.append("**VampPrior and MoG-prior VAEs** (`vae_lesson.variants.learned_priors`, notebook 15): the VAE's "
+                     "encoder and decoder with a learned mixture prior p_λ(z), trained on the ELBO. KL(q(z\\|x) ‖ "
+                     "p_λ(z)) has no closed form, so their **R is a Monte Carlo estimate**, the mean of log q(z\\|x) "
+                     f"− log p_λ(z) over the same {b['elbo_samples']} draws of z as D (unbiased); ± is the Monte Carlo "
+                     "standard error of one seed's mean rate over the test images (`kl_monte_carlo` with as many "
+                     f"fresh draws; mean over seeds). Their −log p(x) column is IWAE-{k} "
+                     "(`learned_prior_iwae`) with log p_λ(z) in the weights. The VampPrior's pseudo-inputs start at "
+                     "random training images (`init_pseudo_inputs`, from the training seed). Parameters of the prior, "
+                     f"counted in the row: the VampPrior's pseudo-inputs, {N_COMPONENTS}·784; the MoG prior's means, "
+                     f"log-variances and weights, {N_COMPONENTS}·(2·{LATENT_DIM} + 1). Active units: Var of the "
+                     "encoder's μ(x), as for the VAE.")
+    if "hierarchical" in by_kind:
+        notes.append("**Hierarchical VAE** (`vae_lesson.variants.hierarchical`, notebook 15): p(z2) = N(0, I), "
+                     "p(z1\\|z2), p(x\\|z1), inferred top-down by q(z2\\|x) q(z1\\|x, z2). Its R is KL(q(z2\\|x) ‖ "
+                     "N(0, I)) in closed form plus KL(q(z1\\|x, z2) ‖ p(z1\\|z2)) in closed form at each drawn z2 "
+                     f"({b['elbo_samples']} draws); the cell splits R by layer. Trained with the KL weight ramped "
+                     "linearly from 0 to 1 over all epochs (KL warm-up, the remedy notebook 15 uses against the top "
+                     f"layer's collapse) and scored on the plain ELBO. −log p(x): IWAE-{k} over both layers "
+                     "(`hierarchical_iwae`). Active units per layer (`active_units_per_layer`): for z1 the variance "
+                     "over the test images of E_q[z1] (the mean of μ1(x, z2) over 10 draws of z2), for z2 of μ2(x).")
+    if "diffusion" in by_kind:
+        diffusion = by_kind["diffusion"]
+        steps = diffusion["notes"]["num_steps"]
+        notes.append(f"**Diffusion, T = {steps}** (`vae_lesson.variants.diffusion`, notebook 16): a hierarchical VAE "
+                     f"with {steps} latent layers z_1 … z_{steps} of 784 dimensions whose encoder q(z_t\\|x) is fixed "
+                     "(no parameters, no representation learned), trained on the ELBO with one sampled step per "
+                     f"image. Its −ELBO is the full bound, all T + 1 = {steps + 1} terms (`diffusion_bound`): D = "
+                     f"−log p(x\\|z_1), R = the {steps - 1} denoising KLs (closed form given a drawn z_t) + "
+                     "KL(q(z_T\\|x) ‖ N(0, I)) (exact), each expectation by one draw of z_t per image, averaged "
+                     f"over {b['elbo_samples']} evaluations. There is no IWAE for it here, so the −log p(x) column is "
+                     "that ELBO and bound − ELBO is 0 by construction: the comparison with the VAE's IWAE-"
+                     f"{k} row is between bounds of different tightness (compare −ELBOs too). Active units do not "
+                     "apply (no bottleneck: every z_t has 784 dimensions).")
     notes += [
         f"**active units**: dimensions j with Var_x(μ_j(x)) > {ACTIVE_THRESHOLD} over the test images (Burda et "
         "al. 2016), min–max over seeds; *weakest* is the smallest Var_x(μ_j(x)) of any seed (the prior's variance "
         "is 1). After a short training an unused unit may still sit a little above the threshold, so read the count "
-        "with it.",
+        "with it. The hierarchical VAE's cell gives both layers (its note says how).",
         "**training s per seed**: wall-clock seconds of one training (and of the VQ-VAE's prior) on this machine, "
         "while other processes may run: compare orders of magnitude, not decimals. IWAE k = 5 makes 5 decoder "
         "passes per image.",
@@ -518,7 +655,9 @@ def to_markdown(results: dict) -> str:
         "CVAE scales its one-hot label by 10 (the package default); the VQ-VAE trains on its own loss (no bound) "
         "and gets a prior afterwards; the Conv VAE changes the networks, not the objective; the binarized rows train "
         "on a fresh binarization of every batch and are scored on the fixed binarized test images (their Fréchet "
-        "distance still compares samples with the grey test images).",
+        "distance still compares samples with the grey test images); the learned-prior VAEs learn p(z) with the "
+        "encoder and decoder; the hierarchical VAE adds a second latent layer and KL warm-up over all epochs; the "
+        "diffusion model replaces the encoder by a fixed noising chain and trains on one sampled step per image.",
     ]
     lines += ["", "Notes:", ""] + [f"{i}. {note}" for i, note in enumerate(notes, start=1)]
     return "\n".join(lines) + "\n"
