@@ -14,6 +14,7 @@ def test_ruff_is_clean():
     ruff = shutil.which("ruff", path=str(pathlib.Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
         pytest.fail("ruff is not installed: pip install -r requirements.txt")
-    result = subprocess.run([ruff, "check", "--no-cache", "vae_lesson", "tools", "tests", "notebooks", "conftest.py"],
+    paths = ["vae_lesson", "jupyter-extension", "tools", "tests", "notebooks", "conftest.py"]
+    result = subprocess.run([ruff, "check", "--no-cache", *paths],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

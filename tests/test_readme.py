@@ -35,8 +35,10 @@ def test_requirements_pin_cpu_torch_and_install_the_package():
     packages = [line for line in lines if line and not line.startswith("#")]
     assert "torch==2.13.0" in packages
     assert "-e ." in packages
+    assert "./jupyter-extension" in packages  # a regular install: only that enables the server extension
     assert not any(line.startswith("torchvision") for line in packages)
-    unpinned = [p for p in packages if p != "-e ." and "==" not in p]
+    local = {"-e .", "./jupyter-extension"}  # this repository's own two packages
+    unpinned = [p for p in packages if p not in local and "==" not in p]
     assert not unpinned, f"unpinned requirements: {unpinned}"
 
 
