@@ -14,7 +14,8 @@ Not for reading first: the course's ideas live in Python (:mod:`vae_lesson.views
   ``drawing = {"seq": n, "pixels": [...]}``, with the same one-in-flight rule.
 
 Both keep counters on their root element (``data-frames``: answers received, ``data-sent``: requests sent,
-``data-busy``: a request is in flight) so a browser test can measure updates per second without guessing.
+``data-busy``: a request is in flight, ``data-waited``: milliseconds spent waiting for answers) so a browser test can
+measure updates per second and the round trip without guessing.
 """
 
 POINTER_FIGURE_ESM = r"""
@@ -52,7 +53,7 @@ function render({ model, el }) {
 
   let background = null, frames = 0, sent = 0, seq = model.get("frame"), inflight = 0, wanted = null;
   let dragRegion = null;
-  let lastSentAt = 0, current = null;
+  let lastSentAt = 0, current = null, waited = 0;
 
   function regionAt(px, py) {
     for (const r of model.get("regions")) {
@@ -230,11 +231,12 @@ function render({ model, el }) {
   model.on("change:status", showText);
   model.on("change:error", showText);
   model.on("change:frame", () => {
+    if (inflight) { waited += performance.now() - lastSentAt; root.dataset.waited = waited.toFixed(1); }
     frames += 1; inflight = Math.max(0, inflight - 1);
     root.dataset.frames = String(frames); root.dataset.busy = inflight ? "1" : "0";
     send();  // the newest point, if the pointer moved while the kernel was busy
   });
-  root.dataset.frames = "0"; root.dataset.sent = "0"; root.dataset.busy = "0";
+  root.dataset.frames = "0"; root.dataset.sent = "0"; root.dataset.busy = "0"; root.dataset.waited = "0";
   loadBackground(); drawPanels(); showText();
 }
 export default { render };
@@ -260,6 +262,7 @@ function render({ model, el }) {
   el.append(root);
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   let frames = 0, sent = 0, seq = model.get("frame"), inflight = 0, dirty = false, last = null, lastSentAt = 0;
+  let waited = 0;
 
   function wipe() { ctx.fillStyle = "black"; ctx.fillRect(0, 0, size, size); }
 
@@ -323,10 +326,11 @@ function render({ model, el }) {
     caption.style.color = error ? "#b00" : "inherit";
   });
   model.on("change:frame", () => {
+    if (inflight) { waited += performance.now() - lastSentAt; root.dataset.waited = waited.toFixed(1); }
     frames += 1; inflight = Math.max(0, inflight - 1);
     root.dataset.frames = String(frames); root.dataset.busy = inflight ? "1" : "0"; send();
   });
-  root.dataset.frames = "0"; root.dataset.sent = "0"; root.dataset.busy = "0";
+  root.dataset.frames = "0"; root.dataset.sent = "0"; root.dataset.busy = "0"; root.dataset.waited = "0";
   wipe();
   load();
 }
