@@ -122,6 +122,9 @@ def test_errors_shown_in_the_output():
     run()  # built: no error
     run({"new": 11})  # a change event: the error is shown, not raised
     assert "ValueError: t: expected 1..10, got 11" in output.outputs[0]["text"]
+    calls.pop()
+    run({"new": 11})  # the same error again: shown once, not piled up
+    assert len(output.outputs) == 1 and output.outputs[0]["text"].count("ValueError") == 1
     run({"new": 3})  # success clears it
     assert output.outputs == ()
     calls.clear()

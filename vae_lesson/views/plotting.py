@@ -180,12 +180,14 @@ def figure_png(fig, dpi: int = 80) -> bytes:
 
 def errors_shown_in(output, update):
     """``update`` as a widget callback: an error it raises appears in ``output`` (an ``ipywidgets.Output``), where
-    the learner looks, and a success clears it. Called directly (no change event, as when the widget is built),
-    the error is raised as well, so a wrong argument fails at once."""
+    the learner looks (only the latest one: moving a slider does not pile up copies), and a success clears it.
+    Called directly (no change event, as when the widget is built), the error is raised as well, so a wrong argument
+    fails at once."""
     def run(_change=None):
         try:
             update()
         except Exception as err:  # shown in the widget, not lost in the kernel log
+            output.outputs = ()
             output.append_stderr(f"{type(err).__name__}: {err}\n")
             if _change is None:
                 raise
