@@ -172,15 +172,14 @@ class Lab:
                                     timeout=20_000)
         self.page.wait_for_timeout(200)
 
-    def counters(self, figure) -> tuple[int, int, float]:
-        """Answers received, requests sent, milliseconds spent waiting for answers (the widget's counters)."""
-        get = figure.get_attribute
-        return int(get("data-frames") or 0), int(get("data-sent") or 0), float(get("data-waited") or 0)
+    def counters(self, figure) -> tuple[int, float]:
+        """Answers received and milliseconds spent waiting for them (the widget's counters)."""
+        return self.frames(figure), float(figure.get_attribute("data-waited") or 0)
 
     def drag(self, figure, points, seconds: float) -> "Drag":
         """Press, move through ``points`` (screen coordinates) over about ``seconds``, release; what it measured."""
         page = self.page
-        frames, sent, waited = self.counters(figure)
+        frames, waited = self.counters(figure)
         page.mouse.move(*points[0])
         page.mouse.down()
         start = time.perf_counter()
@@ -190,7 +189,7 @@ class Lab:
             if delay > 0:
                 time.sleep(delay)
         elapsed = time.perf_counter() - start
-        frames_after, sent_after, waited_after = self.counters(figure)
+        frames_after, waited_after = self.counters(figure)
         page.mouse.up()
         self.settle(figure)
         answered = frames_after - frames
